@@ -1,0 +1,3 @@
+module github.com/billcycle/billcycle
+
+go 1.26.8
