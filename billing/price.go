@@ -260,9 +260,14 @@ func (p MeterPrice) price(q decimal.Decimal) charge {
 }
 
 func tierCharge(t Tier, from, qty decimal.Decimal) TierCharge {
+	var to *decimal.Decimal
+	if t.UpTo != nil {
+		u := *t.UpTo // the charge must not alias the plan's tier
+		to = &u
+	}
 	return TierCharge{
 		From:      from,
-		To:        t.UpTo,
+		To:        to,
 		Quantity:  qty,
 		UnitPrice: t.UnitPrice,
 		FlatFee:   t.FlatFee,

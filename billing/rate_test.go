@@ -188,3 +188,12 @@ func TestEstimate(t *testing.T) {
 		t.Errorf("Estimate() total shows %q, want %q", got, "$53.00")
 	}
 }
+
+func BenchmarkRate(b *testing.B) {
+	plan := validPlan()
+	sub := Subscription{TaxRate: dec("8.25"), CreditBalance: 1000, Discounts: []Discount{{Kind: PercentOff, PercentOff: dec("10")}}}
+	u := usage("requests", "1234567", "storage_gb", "42.5", "fonts", "13")
+	for b.Loop() {
+		Rate(plan, sub, Period{}, u)
+	}
+}
