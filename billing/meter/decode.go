@@ -126,6 +126,7 @@ func decodeBatch(body []byte, contentType string, validate func(*Event) *Rejecti
 	d.top.data = body
 	d.elem.data = body
 	d.props.s = &d.elem
+	d.props.in = &interner{}
 	d.props.root = "properties"
 	if f != formatJSON {
 		d.props.root = "data"
@@ -184,45 +185,69 @@ func (d *batchDecoder) end() error {
 	return nil
 }
 
-// wrapper reads {"events":[...]}; other keys are ignored and the last
-// "events" key wins, as with encoding/json.
+// wrapper reads {"events":[...]} in one pass; other keys are ignored and,
+// as with encoding/json, the last "events" key wins.
 func (d *batchDecoder) wrapper() error {
 	s := &d.top
-	if err := s.skipValue(); err != nil {
-		return d.malformed(err)
+	s.pos++ // {
+	found := false
+	if s.peek() == '}' {
+		s.pos++
+	} else {
+		for {
+			if s.peek() != '"' {
+				return d.malformed(s.errorf("object key wanted"))
+			}
+			start := s.pos
+			if _, err := s.skipString(); err != nil {
+				return d.malformed(err)
+			}
+			raw, esc := d.body[start+1:s.pos-1], false
+			for _, c := range raw {
+				if c == '\\' {
+					esc = true
+				}
+			}
+			key, _ := decodeString(raw, esc)
+			if err := s.expect(':'); err != nil {
+				return d.malformed(err)
+			}
+			if key == "events" {
+				if s.peek() != '[' {
+					if err := s.skipValue(); err != nil {
+						return d.malformed(err)
+					}
+					return d.malformed(errors.New(`"events" is not an array`))
+				}
+				found = true
+				d.events, d.rejections = d.events[:0], d.rejections[:0]
+				if err := d.array(); err != nil {
+					return err
+				}
+			} else if err := s.skipValue(); err != nil {
+				return d.malformed(err)
+			}
+			c := s.peek()
+			s.pos++
+			if c == '}' {
+				break
+			}
+			if c != ',' {
+				s.pos--
+				if s.pos >= len(d.body) {
+					return d.malformed(s.errorf("unexpected end of JSON in object"))
+				}
+				return d.malformed(s.errorf("invalid character %q after an object value", c))
+			}
+		}
 	}
 	if err := d.end(); err != nil {
 		return err
 	}
-	// The object is well-formed: walk its keys again to find "events".
-	s.pos = 0
-	s.peek()
-	s.pos++ // {
-	events := -1
-	if s.peek() != '}' {
-		for {
-			s.skipWS()
-			raw, esc := s.readString()
-			key, _ := decodeString(raw, esc)
-			_ = s.expect(':')
-			if key == "events" {
-				events = s.pos
-			}
-			_ = s.skipValue()
-			if s.peek() != ',' {
-				break
-			}
-			s.pos++
-		}
-	}
-	if events < 0 {
+	if !found {
 		return d.malformed(errors.New(`object has no "events" array`))
 	}
-	s.pos = events
-	if s.peek() != '[' {
-		return d.malformed(s.errorf(`"events" is not an array`))
-	}
-	return d.array()
+	return nil
 }
 
 // array reads the array at top's position element by element.
@@ -512,7 +537,7 @@ func (d *batchDecoder) text(field string) (string, *Rejection) {
 		return "", &Rejection{Field: field, Reason: "must be a string"}
 	}
 	raw, esc := e.readString()
-	s, prob := decodeString(raw, esc)
+	s, prob := d.props.in.text(raw, esc)
 	if prob != textOK {
 		return "", &Rejection{Field: field, Reason: string(prob)}
 	}

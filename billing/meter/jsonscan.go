@@ -47,14 +47,11 @@ func (s *scanner) errorf(format string, args ...any) error {
 }
 
 func (s *scanner) skipWS() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
+	data, i := s.data, s.pos
+	for i < len(data) && data[i] <= ' ' && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
 	}
+	s.pos = i
 }
 
 // peek returns the next non-space byte, or 0 at the end of the data.
@@ -181,6 +178,15 @@ func (s *scanner) skipKey() error {
 func (s *scanner) skipString() (escaped bool, err error) {
 	s.pos++ // opening quote
 	for s.pos < len(s.data) {
+		// Plain bytes are the common case: run past them in a tight loop.
+		data, i := s.data, s.pos
+		for i < len(data) && !stringSpecial[data[i]] {
+			i++
+		}
+		s.pos = i
+		if s.pos >= len(s.data) {
+			break
+		}
 		c := s.data[s.pos]
 		switch {
 		case c == '"':
@@ -217,6 +223,17 @@ func (s *scanner) skipString() (escaped bool, err error) {
 	}
 	return escaped, s.errorf("unexpected end of JSON in string")
 }
+
+// stringSpecial marks the bytes that end the plain run inside a string: the
+// closing quote, a backslash and control characters.
+var stringSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'] = true
+	t['\\'] = true
+	return t
+}()
 
 func (s *scanner) skipLiteral(lit string) error {
 	if len(s.data)-s.pos < len(lit) || string(s.data[s.pos:s.pos+len(lit)]) != lit {
@@ -398,6 +415,95 @@ func hex4(b []byte, i int) (rune, bool) {
 	return r, true
 }
 
+// interner shares the strings and boxed values that repeat within a batch
+// (property keys, event names, customer ids, enum-like values such as
+// "GET" or 200), saving an allocation for each repeat. It is a small
+// direct-mapped cache: a lookup costs a hash of three bytes and one
+// comparison, and a miss just replaces the slot, so unique values cost
+// almost nothing extra. Sharing is safe because strings and boxed values
+// are immutable. Only short, unescaped strings are cached.
+type interner struct {
+	strs [internSlots]string
+	vals [internSlots]boxed // boxed string values
+	nums [internSlots]boxed // boxed json.Number values
+}
+
+type boxed struct {
+	s string
+	v any
+}
+
+const (
+	internSlots  = 256
+	maxInternLen = 32 // bytes of a cacheable string
+)
+
+// internSlot picks a cache slot from a string's length and three of its bytes.
+func internSlot(b []byte) int {
+	n := len(b)
+	if n == 0 {
+		return 0
+	}
+	return (n*31 ^ int(b[0])*17 ^ int(b[n-1])*5 ^ int(b[n/2])*3) & (internSlots - 1)
+}
+
+// text is decodeString, sharing repeated results.
+func (in *interner) text(raw []byte, escaped bool) (string, textProblem) {
+	if escaped || len(raw) > maxInternLen {
+		return decodeString(raw, escaped)
+	}
+	slot := &in.strs[internSlot(raw)]
+	if *slot == string(raw) {
+		return *slot, textOK
+	}
+	s, prob := decodeString(raw, false)
+	if prob == textOK {
+		*slot = s
+	}
+	return s, prob
+}
+
+// boxedText is text returned as an interface value, sharing the boxing of
+// repeated values too.
+func (in *interner) boxedText(raw []byte, escaped bool) (any, textProblem) {
+	if escaped || len(raw) > maxInternLen {
+		s, prob := decodeString(raw, escaped)
+		return s, prob
+	}
+	slot := &in.vals[internSlot(raw)]
+	if slot.v != nil && slot.s == string(raw) {
+		return slot.v, textOK
+	}
+	s, prob := decodeString(raw, false)
+	if prob != textOK {
+		return nil, prob
+	}
+	var v any = s
+	*slot = boxed{s: s, v: v}
+	return v, textOK
+}
+
+// boxedNumber returns a number literal, already checked for syntax, as a
+// boxed json.Number, or false when it is out of range.
+func (in *interner) boxedNumber(lit []byte) (any, bool) {
+	var slot *boxed
+	if len(lit) <= maxInternLen {
+		slot = &in.nums[internSlot(lit)]
+		if slot.v != nil && slot.s == string(lit) {
+			return slot.v, true
+		}
+	}
+	if !numberLiteralInRange(lit) {
+		return nil, false
+	}
+	n := json.Number(lit)
+	var v any = n
+	if slot != nil {
+		*slot = boxed{s: string(n), v: v}
+	}
+	return v, true
+}
+
 // pathElem is one step of a property path, kept only to name a field in a
 // rejection: an object key or an array index.
 type pathElem struct {
@@ -410,6 +516,7 @@ type pathElem struct {
 // with UseNumber would, while recording where it is for error messages.
 type valueReader struct {
 	s    *scanner
+	in   *interner
 	path []pathElem // reused across elements
 	root string     // field name of the properties object ("properties" or "data")
 }
@@ -448,7 +555,7 @@ func (r *valueReader) object() (map[string]any, *fieldErr) {
 	for {
 		s.skipWS()
 		raw, esc := s.readString()
-		key, prob := decodeString(raw, esc)
+		key, prob := r.in.text(raw, esc)
 		if prob != textOK {
 			return nil, r.fail("has a key that " + string(prob))
 		}
@@ -485,11 +592,11 @@ func (r *valueReader) value() (any, *fieldErr) {
 		return r.array()
 	case '"':
 		raw, esc := s.readString()
-		str, prob := decodeString(raw, esc)
+		v, prob := r.in.boxedText(raw, esc)
 		if prob != textOK {
 			return nil, r.fail(string(prob))
 		}
-		return str, nil
+		return v, nil
 	case 't':
 		s.pos += 4
 		return true, nil
@@ -502,11 +609,11 @@ func (r *valueReader) value() (any, *fieldErr) {
 	default:
 		start := s.pos
 		_ = s.skipNumber()
-		lit := s.data[start:s.pos]
-		if !numberLiteralInRange(lit) {
+		v, ok := r.in.boxedNumber(s.data[start:s.pos])
+		if !ok {
 			return nil, r.fail(fmt.Sprintf("is a number out of range (at most %d characters and an exponent within ±%d)", maxNumberLen, maxExponent))
 		}
-		return json.Number(lit), nil
+		return v, nil
 	}
 }
 
