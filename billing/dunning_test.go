@@ -41,7 +41,7 @@ func TestPolicyValidate(t *testing.T) {
 	}{
 		{"one reminder", Policy{Steps: []Step{step(0, ActionEmailNotice, "r")}}, ""},
 		{"equal times keep listed order", Policy{Steps: []Step{step(DunningDay, ActionEmailNotice, "r"), step(DunningDay, ActionSuspendAccess, "")}}, ""},
-		{"seconds apart", Policy{ID: "fast", Steps: []Step{step(0, ActionEmailNotice, "a"), step(2 * time.Second, ActionEmailNotice, "b")}}, ""},
+		{"seconds apart", Policy{ID: "fast", Steps: []Step{step(0, ActionEmailNotice, "a"), step(2*time.Second, ActionEmailNotice, "b")}}, ""},
 		{"no steps", Policy{}, "steps"},
 		{"too many steps", Policy{Steps: make([]Step, MaxDunningSteps+1)}, "steps"},
 		{"bad id", Policy{ID: "a b", Steps: []Step{step(0, ActionEmailNotice, "r")}}, "id"},
