@@ -33,7 +33,18 @@ const (
 	SignalCancel = "cancel"
 	// QueryStatus returns a CycleStatus.
 	QueryStatus = "status"
+	// SignalAccountStatus tells the customer's workflow that dunning moved the
+	// account to past_due, suspended or back to active; payload AccountStatus.
+	SignalAccountStatus = "account-status"
 )
+
+// AccountStatus is the payload of SignalAccountStatus: the status dunning of
+// invoice InvoiceID puts the account in (StatusPastDue, StatusSuspended or
+// StatusActive).
+type AccountStatus struct {
+	Status    string `json:"status"`
+	InvoiceID string `json:"invoice_id"`
+}
 
 // Search attributes the workflows set, so operators can list and filter
 // customers in the Temporal UI and CLI.
