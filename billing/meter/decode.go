@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -76,9 +77,10 @@ func parseContentType(contentType string) (format, error) {
 // It returns the events that could be read, in body order, and a Rejection
 // for each element that could not (a field of the wrong type, a timestamp
 // that is not RFC 3339, properties that are not an object, a string that is
-// not valid UTF-8 or holds NUL, a number outside the range a Postgres
-// numeric holds, nesting deeper than 32 levels): one bad element never
-// sinks the others. Unknown fields are ignored; null counts as absent.
+// not valid UTF-8 or holds NUL or an unpaired surrogate, none of which
+// Postgres can store, a number longer than 100 characters or with an
+// exponent beyond ±999, nesting deeper than 32 levels): one bad element
+// never sinks the others. Unknown fields are ignored; null counts as absent.
 // DecodeBatch does not apply the rules of Validate; DecodeAndValidate does.
 //
 // The error wraps ErrUnsupportedContentType for an unknown content type and
@@ -105,6 +107,11 @@ func DecodeAndValidate(body []byte, contentType string, now time.Time, maxLatene
 	})
 }
 
+// interners recycles intern caches between batches. A cache may keep
+// strings from earlier batches; they are immutable, so that is harmless,
+// and it spares a 20 KB allocation per request.
+var interners = sync.Pool{New: func() any { return new(interner) }}
+
 // batchDecoder holds the state of decoding one body.
 type batchDecoder struct {
 	body       []byte
@@ -126,7 +133,8 @@ func decodeBatch(body []byte, contentType string, validate func(*Event) *Rejecti
 	d.top.data = body
 	d.elem.data = body
 	d.props.s = &d.elem
-	d.props.in = &interner{}
+	d.props.in = interners.Get().(*interner)
+	defer interners.Put(d.props.in)
 	d.props.root = "properties"
 	if f != formatJSON {
 		d.props.root = "data"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -127,6 +128,28 @@ func FuzzFilter(f *testing.F) {
 			if c.matches(props) && neg.matches(props) {
 				t.Fatalf("condition %+v and its negation both match %v", c, props)
 			}
+		}
+	})
+}
+
+func FuzzParseTimestamp(f *testing.F) {
+	for _, s := range []string{"2024-05-01T12:00:00Z", "2024-02-29T23:59:59.123456789+14:00", "1999-12-31t23:59:59.5-08:30"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseTimestamp([]byte(s))
+		if !ok {
+			return
+		}
+		// time.Parse accepts only the uppercase separators.
+		upper := []byte(s)
+		upper[10] = 'T'
+		if last := len(upper) - 1; upper[last] == 'z' {
+			upper[last] = 'Z'
+		}
+		want, err := time.Parse(time.RFC3339, string(upper))
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("parseTimestamp(%q) = %v, time.Parse = %v, %v", s, got, want, err)
 		}
 	})
 }

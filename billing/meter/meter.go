@@ -41,10 +41,12 @@ func (a Aggregation) Valid() bool {
 
 // Limits on meter fields.
 const (
-	MaxSlugLength = 64  // longest meter slug
-	MaxUnitLength = 64  // longest unit label
-	maxMeterText  = 255 // longest name or event name, in characters
+	MaxSlugLength = 64 // longest meter slug
+	MaxUnitLength = 64 // longest unit label
 )
+
+// maxMeterText is the longest name or event name, in characters.
+const maxMeterText = 255
 
 // Meter defines a billable quantity: which events count (EventName and
 // Filter), which property they contribute (Property, a dotted path into
