@@ -42,6 +42,7 @@ func Register(w sdkworker.Registry, acts *activities.Activities) {
 func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	Register(w, Activities(d))
+	registerInvoices(w, d)
 	return w
 }
 
