@@ -9,6 +9,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/billcycle/billcycle/billing"
+	"github.com/billcycle/billcycle/billing/meter"
 	"github.com/billcycle/billcycle/internal/testenv"
 	"github.com/billcycle/billcycle/store"
 )
@@ -137,6 +138,9 @@ func TestRecordInvoiceIsIdempotent(t *testing.T) {
 	if _, _, err := s.CreateCustomer(ctx, store.Customer{ID: "acme", Email: "a@acme.test"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := s.CreateMeter(ctx, meter.Meter{Slug: "requests", Name: "Requests", EventName: "api.request", Aggregation: meter.AggregationCount}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
 	plan := testPlan("pro")
 	period := billing.Period{Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)}
 	rated := billing.Rate(plan, billing.Subscription{CustomerID: "acme", PlanID: "pro", Currency: "usd"}, period,
@@ -161,6 +165,8 @@ func TestRecordInvoiceIsIdempotent(t *testing.T) {
 			t.Errorf("flat-fee line %d has a meter query %+v", i, l.Query)
 		case l.Meter != "" && (l.Query == nil || l.Query.CustomerID != "acme" || !l.Query.From.Equal(period.Start) || !l.Query.To.Equal(usageTo)):
 			t.Errorf("line %d query = %+v, want acme from %v to %v", i, l.Query, period.Start, usageTo)
+		case l.Meter == "requests" && l.Query.Aggregation != "count":
+			t.Errorf("requests line aggregation = %q, want the meter's count", l.Query.Aggregation)
 		}
 	}
 

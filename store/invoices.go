@@ -177,14 +177,9 @@ func (s *Store) RecordInvoice(ctx context.Context, in NewInvoice) (Invoice, bool
 	return inv, created, err
 }
 
-// meterAggregations returns the aggregation of every defined meter by slug,
-// or nothing while the meters table does not exist.
+// meterAggregations returns the aggregation of every defined meter by slug.
 func meterAggregations(ctx context.Context, tx pgx.Tx) (map[string]string, error) {
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT to_regclass('meters') IS NOT NULL`).Scan(&exists); err != nil || !exists {
-		return map[string]string{}, err
-	}
-	rows, err := tx.Query(ctx, `SELECT slug, aggregation FROM meters`)
+	rows, err := tx.Query(ctx, `SELECT slug, coalesce(aggregation, '') FROM meters`)
 	if err != nil {
 		return nil, fmt.Errorf("meter aggregations: %w", err)
 	}
