@@ -32,6 +32,14 @@ type Config struct {
 	SendGridBaseURL string // empty means api.sendgrid.com
 	EmailFrom       string
 
+	// SalesSlackWebhook, SalesEmail: where sales notices go (Slack wins).
+	SalesSlackWebhook string
+	SalesEmail        string
+	// AccessWebhookURL, AccessWebhookSecret: the endpoint told (signed) about
+	// access changes; empty means they are recorded in the outbox only.
+	AccessWebhookURL    string
+	AccessWebhookSecret string
+
 	// MaxEventLateness is how old an event may be and still be accepted.
 	MaxEventLateness time.Duration
 	// MaxEventFuture is how far ahead of the server clock an event may be.
@@ -64,6 +72,10 @@ var Vars = []Var{
 	{"SENDGRID_API_KEY", "", "SendGrid API key; empty means emails go to the durable dev outbox instead"},
 	{"SENDGRID_BASE_URL", "", "SendGrid API host; empty means https://api.sendgrid.com"},
 	{"BILLCYCLE_EMAIL_FROM", "billing@billcycle.local", "sender address of customer notices"},
+	{"BILLCYCLE_SALES_SLACK_WEBHOOK", "", "Slack incoming-webhook URL for sales notices; empty means email to BILLCYCLE_SALES_EMAIL"},
+	{"BILLCYCLE_SALES_EMAIL", "", "address of sales notices when no Slack webhook is set; both empty means the dev outbox"},
+	{"BILLCYCLE_ACCESS_WEBHOOK_URL", "", "endpoint sent a signed webhook when a customer's access is granted or revoked; empty means the outbox only"},
+	{"BILLCYCLE_ACCESS_WEBHOOK_SECRET", "", "HMAC secret signing the access webhooks (Billcycle-Signature header)"},
 	{"BILLCYCLE_MAX_EVENT_LATENESS", "840h", "oldest event timestamp accepted (Go duration; 840h = 35 days)"},
 	{"BILLCYCLE_MAX_EVENT_FUTURE", "5m", "how far in the future an event timestamp may be"},
 	{"BILLCYCLE_MAX_BODY_BYTES", "16777216", "largest request body accepted, in bytes"},
@@ -102,6 +114,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		SendGridAPIKey:      get("SENDGRID_API_KEY"),
 		SendGridBaseURL:     get("SENDGRID_BASE_URL"),
 		EmailFrom:           get("BILLCYCLE_EMAIL_FROM"),
+		SalesSlackWebhook:   get("BILLCYCLE_SALES_SLACK_WEBHOOK"),
+		SalesEmail:          get("BILLCYCLE_SALES_EMAIL"),
+		AccessWebhookURL:    get("BILLCYCLE_ACCESS_WEBHOOK_URL"),
+		AccessWebhookSecret: get("BILLCYCLE_ACCESS_WEBHOOK_SECRET"),
 		LogLevel:            strings.ToLower(get("BILLCYCLE_LOG_LEVEL")),
 	}
 	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -113,7 +129,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if err := checkHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("BILLCYCLE_HTTP_ADDR: %w", err))
 	}
-	for _, v := range []struct{ name, val string }{{"STRIPE_API_BASE", c.StripeAPIBase}, {"SENDGRID_BASE_URL", c.SendGridBaseURL}} {
+	for _, v := range []struct{ name, val string }{{"STRIPE_API_BASE", c.StripeAPIBase}, {"SENDGRID_BASE_URL", c.SendGridBaseURL},
+		{"BILLCYCLE_SALES_SLACK_WEBHOOK", c.SalesSlackWebhook}, {"BILLCYCLE_ACCESS_WEBHOOK_URL", c.AccessWebhookURL}} {
 		if v.val == "" {
 			continue
 		}
@@ -123,6 +140,12 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.StripeWebhookSecret != "" && !strings.HasPrefix(c.StripeWebhookSecret, "whsec_") {
 		errs = append(errs, errors.New("STRIPE_WEBHOOK_SECRET: want a Stripe signing secret starting with whsec_"))
+	}
+	if c.AccessWebhookURL != "" && c.AccessWebhookSecret == "" {
+		errs = append(errs, errors.New("BILLCYCLE_ACCESS_WEBHOOK_SECRET: required when BILLCYCLE_ACCESS_WEBHOOK_URL is set, to sign the webhooks"))
+	}
+	if c.SalesEmail != "" && !strings.Contains(c.SalesEmail, "@") {
+		errs = append(errs, fmt.Errorf("BILLCYCLE_SALES_EMAIL: want an email address, got %q", c.SalesEmail))
 	}
 	if !strings.Contains(c.EmailFrom, "@") {
 		errs = append(errs, fmt.Errorf("BILLCYCLE_EMAIL_FROM: want an email address, got %q", c.EmailFrom))

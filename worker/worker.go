@@ -22,6 +22,8 @@ import (
 type Deps struct {
 	Store  *store.Store
 	Stripe *stripe.Client
+	// Notices configures email (SendGrid or the dev outbox), sales and access notices.
+	Notices NoticeConfig
 }
 
 // Activities builds the activities over deps.
@@ -43,6 +45,7 @@ func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	Register(w, Activities(d))
 	registerInvoices(w, d)
+	RegisterNotices(w, d)
 	return w
 }
 

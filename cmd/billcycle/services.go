@@ -72,7 +72,7 @@ func newStripe(cfg config.Config) *stripe.Client {
 }
 
 func workerDeps(cfg config.Config, st *store.Store) worker.Deps {
-	return worker.Deps{Store: st, Stripe: newStripe(cfg)}
+	return worker.Deps{Store: st, Stripe: newStripe(cfg), Notices: worker.NoticeConfigFrom(cfg)}
 }
 
 // serveHTTP runs the API until ctx ends, then shuts down gracefully: it stops
