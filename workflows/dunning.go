@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -16,39 +17,8 @@ import (
 // da refers to the dunning activities by name; it is never dereferenced.
 var da *activities.DunningActivities
 
-// Activities of the notices area (NoticeActivities), referred to by their
-// registered names; their inputs mirror the contract.
-const (
-	activitySendNotice  = "SendNotice"
-	activitySetAccess   = "SetAccess"
-	activityNotifySales = "NotifySales"
-)
-
-// notice mirrors activities.Notice, the input of SendNotice.
-type notice struct {
-	DedupeKey  string
-	CustomerID string
-	Kind       string
-	Subject    string
-	Text       string
-	TemplateID string
-	Data       map[string]any
-}
-
-// accessChange mirrors activities.AccessChange, the input of SetAccess.
-type accessChange struct {
-	DedupeKey  string
-	CustomerID string
-	Granted    bool
-	Reason     string
-}
-
-// salesNotice mirrors activities.SalesNotice, the input of NotifySales.
-type salesNotice struct {
-	DedupeKey  string
-	CustomerID string
-	Text       string
-}
+// na refers to the notice activities (SendNotice, SetAccess, NotifySales) by name.
+var na *activities.NoticeActivities
 
 // NoticeKindDunning is the kind of every notice dunning sends.
 const NoticeKindDunning = "dunning"
@@ -107,7 +77,11 @@ func (d *dunning) run(ctx workflow.Context) (DunningStatus, error) {
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
 	})
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchCustomerID.ValueSet(d.In.CustomerID), SearchStatus.ValueSet(StatusPastDue))
+	attrs := []temporal.SearchAttributeUpdate{SearchCustomerID.ValueSet(d.In.CustomerID), SearchStatus.ValueSet(StatusPastDue)}
+	if d.In.PlanID != "" {
+		attrs = append(attrs, SearchPlan.ValueSet(d.In.PlanID))
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, attrs...)
 	sig := dunningSignals{
 		failed:        workflow.GetSignalChannel(ctx, SignalPaymentFailed),
 		paid:          workflow.GetSignalChannel(ctx, SignalPaid),
@@ -313,10 +287,10 @@ func (d *dunning) runStep(ctx workflow.Context) {
 	case billing.ActionNotifyAccountManager:
 		text := fmt.Sprintf("Invoice %s of customer %s is %s overdue and still unpaid%s.", d.In.InvoiceID, d.In.CustomerID,
 			d.elapsed(workflow.Now(ctx)).Round(time.Hour), d.amount())
-		err = workflow.ExecuteActivity(ctx, activityNotifySales, salesNotice{DedupeKey: key, CustomerID: d.In.CustomerID, Text: text}).Get(ctx, nil)
+		err = workflow.ExecuteActivity(ctx, na.NotifySales, activities.SalesNotice{DedupeKey: key, CustomerID: d.In.CustomerID, Text: text}).Get(ctx, nil)
 	case billing.ActionSuspendAccess:
 		var changed bool
-		err = workflow.ExecuteActivity(ctx, activitySetAccess, accessChange{DedupeKey: key, CustomerID: d.In.CustomerID,
+		err = workflow.ExecuteActivity(ctx, na.SetAccess, activities.AccessChange{DedupeKey: key, CustomerID: d.In.CustomerID,
 			Granted: false, Reason: "dunning: invoice " + d.In.InvoiceID + " unpaid"}).Get(ctx, &changed)
 		if err == nil {
 			// Only access dunning itself revoked is restored on payment.
@@ -360,6 +334,11 @@ var dunningSubjects = map[string]string{
 	billing.TemplateDunningRestored:       "Thank you: your access is restored",
 }
 
+// sendGridTemplatePrefix starts SendGrid dynamic template ids: a step
+// template like "d-0123..." is sent as that SendGrid template filled with the
+// notice's Data; any other name selects billcycle's built-in subject and text.
+const sendGridTemplatePrefix = "d-"
+
 func (d *dunning) sendNotice(ctx workflow.Context, key, template string) error {
 	subject, ok := dunningSubjects[template]
 	if !ok {
@@ -369,12 +348,15 @@ func (d *dunning) sendNotice(ctx workflow.Context, key, template string) error {
 	if d.In.HostedURL != "" && template != billing.TemplateDunningRestored {
 		text += " Pay it at " + d.In.HostedURL
 	}
-	n := notice{DedupeKey: key, CustomerID: d.In.CustomerID, Kind: NoticeKindDunning, Subject: subject, Text: text,
-		TemplateID: template, Data: map[string]any{
-			"invoice_id": d.In.InvoiceID, "amount_due": d.In.AmountDue, "currency": d.In.Currency,
+	n := activities.Notice{DedupeKey: key, CustomerID: d.In.CustomerID, Kind: NoticeKindDunning, Subject: subject, Text: text,
+		Data: map[string]any{
+			"template": template, "invoice_id": d.In.InvoiceID, "amount_due": d.In.AmountDue, "currency": d.In.Currency,
 			"hosted_url": d.In.HostedURL, "step": d.Status.Step,
 		}}
-	return workflow.ExecuteActivity(ctx, activitySendNotice, n).Get(ctx, nil)
+	if strings.HasPrefix(template, sendGridTemplatePrefix) {
+		n.TemplateID = template
+	}
+	return workflow.ExecuteActivity(ctx, na.SendNotice, n).Get(ctx, nil)
 }
 
 // tellCustomer signals the customer's BillingCycle; a missing customer
@@ -395,7 +377,7 @@ func (d *dunning) finish(ctx workflow.Context) (DunningStatus, error) {
 	case DunningPaid, DunningVoided:
 		if d.Status.Suspended {
 			var changed bool
-			err := workflow.ExecuteActivity(ctx, activitySetAccess, accessChange{DedupeKey: base + "/restore", CustomerID: d.In.CustomerID,
+			err := workflow.ExecuteActivity(ctx, na.SetAccess, activities.AccessChange{DedupeKey: base + "/restore", CustomerID: d.In.CustomerID,
 				Granted: true, Reason: "dunning: invoice " + d.In.InvoiceID + " " + d.Status.Outcome}).Get(ctx, &changed)
 			if err != nil {
 				return d.Status, err

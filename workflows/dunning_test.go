@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/billcycle/billcycle/activities"
@@ -46,14 +45,15 @@ func newDunningHarness(t *testing.T, known string, policy billing.Policy) *dunni
 	env := h.env
 	env.SetStartTime(dunningT0)
 	env.RegisterActivity(da)
-	env.RegisterActivityWithOptions(func(_ context.Context, n notice) (map[string]any, error) {
-		dup := h.record("notice:"+n.TemplateID, n.DedupeKey)
+	env.RegisterActivity(na)
+	env.OnActivity(na.SendNotice, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.Notice) (activities.SentNotice, error) {
+		dup := h.record(fmt.Sprint("notice:", n.Data["template"]), n.DedupeKey)
 		if n.CustomerID != "acme" || n.Kind != NoticeKindDunning || n.Subject == "" || !strings.Contains(n.Text, "inv_1") {
 			t.Errorf("SendNotice(%+v): want customer acme, kind dunning, a subject and the invoice in the text", n)
 		}
-		return map[string]any{"DedupeKey": n.DedupeKey, "Duplicate": dup}, nil
-	}, activity.RegisterOptions{Name: activitySendNotice})
-	env.RegisterActivityWithOptions(func(_ context.Context, c accessChange) (bool, error) {
+		return activities.SentNotice{DedupeKey: n.DedupeKey, Duplicate: dup}, nil
+	})
+	env.OnActivity(na.SetAccess, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.AccessChange) (bool, error) {
 		h.mu.Lock()
 		changed := h.revoked == c.Granted
 		h.revoked = !c.Granted
@@ -66,14 +66,14 @@ func newDunningHarness(t *testing.T, known string, policy billing.Policy) *dunni
 			h.record("access:"+state, c.DedupeKey)
 		}
 		return changed, nil
-	}, activity.RegisterOptions{Name: activitySetAccess})
-	env.RegisterActivityWithOptions(func(_ context.Context, n salesNotice) error {
+	})
+	env.OnActivity(na.NotifySales, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.SalesNotice) error {
 		h.record("sales", n.DedupeKey)
 		if !strings.Contains(n.Text, "inv_1") {
 			t.Errorf("NotifySales text %q does not name the invoice", n.Text)
 		}
 		return nil
-	}, activity.RegisterOptions{Name: activityNotifySales})
+	})
 	env.OnActivity(da.DunningInvoiceStatus, mock.Anything, mock.Anything).Return(known, nil)
 	env.OnActivity(da.LoadDunningPolicy, mock.Anything, "pro").Return(policy, nil)
 	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, mock.Anything, mock.Anything).Return(
