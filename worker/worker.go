@@ -46,6 +46,7 @@ func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	Register(w, Activities(d))
 	registerInvoices(w, d)
 	RegisterNotices(w, d)
+	w.RegisterActivity(&activities.UsageActivities{Usage: d.Store})
 	return w
 }
 
