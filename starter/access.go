@@ -1,0 +1,24 @@
+package starter
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/billcycle/billcycle/store"
+)
+
+// customerAccess handles GET /v1/customers/{id}/access: whether the customer
+// may use the API ("granted" or "revoked"), why, and since when (null while
+// access never changed since signup).
+func (s *Server) customerAccess(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	a, err := s.store.AccessState(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return NotFound("customer " + id)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
