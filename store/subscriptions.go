@@ -124,3 +124,20 @@ func (s *Store) Subscription(ctx context.Context, customerID string) (billing.Su
 	r, err := s.SubscriptionRecord(ctx, customerID)
 	return r.Subscription, r.Thresholds, err
 }
+
+// SaveSubscription creates or replaces a customer's rating terms and
+// thresholds, keeping the collection terms already stored (a new
+// subscription collects automatically). The billing-cycle workflow uses it
+// when it changes a plan or the thresholds.
+func (s *Store) SaveSubscription(ctx context.Context, sub billing.Subscription, th billing.Thresholds) error {
+	rec := SubscriptionRecord{Subscription: sub, Thresholds: th}
+	old, err := s.SubscriptionRecord(ctx, sub.CustomerID)
+	switch {
+	case err == nil:
+		rec.CollectionMethod, rec.DaysUntilDue = old.CollectionMethod, old.DaysUntilDue
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	_, _, err = s.PutSubscription(ctx, rec)
+	return err
+}
