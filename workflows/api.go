@@ -5,8 +5,13 @@
 package workflows
 
 import (
+	"time"
+
+	"github.com/shopspring/decimal"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/billcycle/billcycle/billing"
 )
 
 // TaskQueue is the task queue the billcycle worker polls.
@@ -36,6 +41,18 @@ const (
 	// SignalAccountStatus tells the customer's workflow that dunning moved the
 	// account to past_due, suspended or back to active; payload AccountStatus.
 	SignalAccountStatus = "account-status"
+	// SignalSubscriptionChanged tells the workflow the stored subscription
+	// changed (plan, terms, thresholds, cancellation): it reloads it.
+	SignalSubscriptionChanged = "subscription-changed"
+	// UpdateChangePlan moves the customer to another plan now; argument
+	// ChangePlanRequest, result PlanChanged.
+	UpdateChangePlan = "change-plan"
+	// UpdateSetThresholds replaces the billing thresholds; argument
+	// billing.Thresholds, result CycleStatus.
+	UpdateSetThresholds = "set-thresholds"
+	// UpdateUpsertAlert adds, changes or (archived) removes a usage alert;
+	// argument billing.Alert, result CycleStatus.
+	UpdateUpsertAlert = "upsert-alert"
 )
 
 // AccountStatus is the payload of SignalAccountStatus: the status dunning of
@@ -76,6 +93,9 @@ type SignupInput struct {
 	Name       string            `json:"name"`
 	Plan       string            `json:"plan"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
+	// Carried is the state a run hands to the next one at continue-as-new;
+	// callers starting the workflow leave it nil.
+	Carried *CycleState `json:"carried,omitempty"`
 }
 
 // Customer statuses shown in the BillingStatus search attribute.
@@ -94,4 +114,84 @@ type CycleStatus struct {
 	Plan             string `json:"plan"`
 	Status           string `json:"status"`
 	StripeCustomerID string `json:"stripe_customer_id,omitempty"`
+	// PeriodStart and PeriodEnd bound the current billing period.
+	PeriodStart time.Time        `json:"period_start,omitzero"`
+	PeriodEnd   time.Time        `json:"period_end,omitzero"`
+	TrialEnd    *time.Time       `json:"trial_end,omitempty"`
+	Currency    billing.Currency `json:"currency,omitempty"`
+	// Usage is each meter's total this period at the last check.
+	Usage map[string]decimal.Decimal `json:"usage,omitempty"`
+	// AmountSoFar is the period's total so far (minor units); AmountDue the
+	// part not yet invoiced; InvoicedEarly what threshold invoices billed.
+	AmountSoFar   int64 `json:"amount_so_far"`
+	AmountDue     int64 `json:"amount_due"`
+	InvoicedEarly int64 `json:"invoiced_early"`
+	EarlyInvoices int   `json:"early_invoices"`
+	// Thresholds are the billing thresholds; ThresholdsSuppressed says why
+	// they are not evaluated now ("trial", "period_end") or is empty.
+	Thresholds           billing.Thresholds `json:"thresholds"`
+	ThresholdsSuppressed string             `json:"thresholds_suppressed,omitempty"`
+	Alerts               []AlertStatus      `json:"alerts,omitempty"`
+	// LastCheck and NextCheck are when usage was and will next be read;
+	// CheckInterval is the current adaptive interval.
+	LastCheck     time.Time `json:"last_check,omitzero"`
+	NextCheck     time.Time `json:"next_check,omitzero"`
+	CheckInterval string    `json:"check_interval,omitempty"`
+	// WatchLevels are the per-meter totals at which ingestion nudges.
+	WatchLevels map[string]decimal.Decimal `json:"watch_levels,omitempty"`
+	// AccessRevokedBy names the alert that revoked API access, if any.
+	AccessRevokedBy string `json:"access_revoked_by,omitempty"`
+	// LastError is the last action that failed for good, if any.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// AlertStatus is one alert as the status query shows it.
+type AlertStatus struct {
+	Alert billing.Alert `json:"alert"`
+	// Value is what the alert compared with its threshold at the last check.
+	Value decimal.Decimal `json:"value"`
+	// Baseline is the meter total at the alert's creation this period.
+	Baseline  decimal.Decimal `json:"baseline"`
+	Fired     int             `json:"fired"`
+	LastFired time.Time       `json:"last_fired,omitzero"`
+}
+
+// UsageCrossed is the payload of SignalUsageCrossed.
+type UsageCrossed struct {
+	Meter string `json:"meter"`
+}
+
+// ChangePlanRequest is the argument of UpdateChangePlan.
+type ChangePlanRequest struct {
+	PlanID string `json:"plan_id"`
+}
+
+// PlanChanged is the result of UpdateChangePlan: the plan and the start of
+// the new period under it (the usage before it is invoiced on the old plan).
+type PlanChanged struct {
+	PlanID      string    `json:"plan_id"`
+	EffectiveAt time.Time `json:"effective_at"`
+}
+
+// Activities the BillingCycle calls by name (implemented by
+// activities.UsageActivities).
+const (
+	ActivityReadUsage      = "ReadUsage"
+	ActivitySetWatchLevels = "SetWatchLevels"
+)
+
+// ReadUsageInput asks ActivityReadUsage for a customer's total per meter over
+// events with time in [From, To).
+type ReadUsageInput struct {
+	CustomerID string    `json:"customer_id"`
+	From       time.Time `json:"from"`
+	To         time.Time `json:"to"`
+}
+
+// SetWatchLevelsInput stores, for the period starting at From, the totals per
+// meter at which ingestion sends SignalUsageCrossed.
+type SetWatchLevelsInput struct {
+	CustomerID string                     `json:"customer_id"`
+	From       time.Time                  `json:"from"`
+	Levels     map[string]decimal.Decimal `json:"levels"`
 }
