@@ -299,7 +299,9 @@ func signup() SignupInput {
 	return SignupInput{CustomerID: "acme", Email: "b@acme.test", Name: "Acme", Plan: "api", Metadata: map[string]string{"tier": "silver"}}
 }
 
-func dayAt(d int, h int) time.Time { return periodStart.AddDate(0, 0, d-1).Add(time.Duration(h) * time.Hour) }
+func dayAt(d int, h int) time.Time {
+	return periodStart.AddDate(0, 0, d-1).Add(time.Duration(h) * time.Hour)
+}
 
 type decimalT = decimal.Decimal
 

@@ -305,7 +305,7 @@ func TestUpdateValidators(t *testing.T) {
 	w := newWorld(t, activeSub("api"), billing.Thresholds{})
 	var errs [4]error
 	w.update(dayAt(2, 0), UpdateSetThresholds, billing.Thresholds{AmountGTE: 900}, &errs[0]) // not above the 1000 flat fee
-	w.update(dayAt(2, 1), UpdateChangePlan, ChangePlanRequest{PlanID: "api"}, &errs[1])         // already on it
+	w.update(dayAt(2, 1), UpdateChangePlan, ChangePlanRequest{PlanID: "api"}, &errs[1])      // already on it
 	for i := range billing.MaxAlertsPerMeter {
 		var ignore error
 		w.update(dayAt(3, 0).Add(time.Duration(i)*time.Minute), UpdateUpsertAlert, alertOn(fmt.Sprintf("a%02d", i), "100", billing.ActionEmail), &ignore)
