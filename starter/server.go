@@ -63,6 +63,7 @@ func (s *Server) Handler() http.Handler {
 	s.catalogRoutes(mux)
 	s.noticeRoutes(mux)
 	s.meteringRoutes(mux)
+	s.dunningRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no route for " + r.Method + " " + r.URL.Path})
 	})
