@@ -216,7 +216,7 @@ func (s *Server) tellWorkflow(r *http.Request, a billing.Alert) string {
 	defer cancel()
 	h, err := u.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflows.CustomerWorkflowID(a.CustomerID),
-		UpdateName:   updateUpsertAlert,
+		UpdateName:   workflows.UpdateUpsertAlert,
 		Args:         []any{a},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
@@ -234,7 +234,3 @@ func (s *Server) tellWorkflow(r *http.Request, a billing.Alert) string {
 		return "update_failed"
 	}
 }
-
-// updateUpsertAlert is the BillingCycle update that adds, changes or removes
-// (when archived) one alert.
-const updateUpsertAlert = "upsert-alert"
