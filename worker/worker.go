@@ -46,6 +46,8 @@ func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	Register(w, Activities(d))
 	registerInvoices(w, d)
 	RegisterNotices(w, d)
+	registerDunning(w, d)
+	registerCycle(w, d)
 	w.RegisterActivity(&activities.UsageActivities{Usage: d.Store})
 	return w
 }

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billcycle/billcycle/activities"
 	"github.com/billcycle/billcycle/billing"
 )
 
@@ -173,25 +174,10 @@ type PlanChanged struct {
 	EffectiveAt time.Time `json:"effective_at"`
 }
 
-// Activities the BillingCycle calls by name (implemented by
-// activities.UsageActivities).
-const (
-	ActivityReadUsage      = "ReadUsage"
-	ActivitySetWatchLevels = "SetWatchLevels"
-)
-
-// ReadUsageInput asks ActivityReadUsage for a customer's total per meter over
-// events with time in [From, To).
-type ReadUsageInput struct {
-	CustomerID string    `json:"customer_id"`
-	From       time.Time `json:"from"`
-	To         time.Time `json:"to"`
-}
+// ReadUsageInput asks for a customer's total per meter over events with time
+// in [From, To) (activities.UsageActivities.ReadUsage).
+type ReadUsageInput = activities.ReadUsageInput
 
 // SetWatchLevelsInput stores, for the period starting at From, the totals per
 // meter at which ingestion sends SignalUsageCrossed.
-type SetWatchLevelsInput struct {
-	CustomerID string                     `json:"customer_id"`
-	From       time.Time                  `json:"from"`
-	Levels     map[string]decimal.Decimal `json:"levels"`
-}
+type SetWatchLevelsInput = activities.SetWatchLevelsInput

@@ -19,6 +19,7 @@ var (
 	invAct *activities.InvoiceActivities
 	ntcAct *activities.NoticeActivities
 	cycAct *activities.CycleActivities
+	useAct *activities.UsageActivities
 )
 
 // BillingCycle is one customer's billing cycle, id CustomerWorkflowID. It

@@ -55,7 +55,7 @@ func (c *cycle) check(ctx workflow.Context) {
 func (c *cycle) readUsage(ctx workflow.Context, from, to time.Time) (map[string]decimal.Decimal, error) {
 	var out map[string]decimal.Decimal
 	in := ReadUsageInput{CustomerID: c.in.CustomerID, From: from, To: to}
-	err := workflow.ExecuteActivity(ctx, ActivityReadUsage, in).Get(ctx, &out)
+	err := workflow.ExecuteActivity(ctx, useAct.ReadUsage, in).Get(ctx, &out)
 	return out, err
 }
 
@@ -312,7 +312,7 @@ func (c *cycle) pace(ctx workflow.Context, now time.Time, moved bool, live []bil
 		return
 	}
 	in := SetWatchLevelsInput{CustomerID: c.in.CustomerID, From: p.Start, Levels: levels}
-	if err := workflow.ExecuteActivity(ctx, ActivitySetWatchLevels, in).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ctx, useAct.SetWatchLevels, in).Get(ctx, nil); err != nil {
 		c.fail(ctx, "set watch levels", err)
 		return
 	}

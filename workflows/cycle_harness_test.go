@@ -10,7 +10,6 @@ import (
 
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/mock"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -85,18 +84,15 @@ func newWorld(t *testing.T, sub *billing.Subscription, th billing.Thresholds) *w
 	env.RegisterActivity(invAct)
 	env.RegisterActivity(ntcAct)
 	env.RegisterActivity(cycAct)
-	env.RegisterActivityWithOptions(func(context.Context, ReadUsageInput) (map[string]decimal.Decimal, error) { panic("mocked") },
-		activity.RegisterOptions{Name: ActivityReadUsage})
-	env.RegisterActivityWithOptions(func(context.Context, SetWatchLevelsInput) error { panic("mocked") },
-		activity.RegisterOptions{Name: ActivitySetWatchLevels})
+	env.RegisterActivity(useAct)
 
 	env.OnActivity(a.EnsureStripeCustomer, mock.Anything, mock.Anything).Return(func(context.Context, activities.CustomerRef) (string, error) {
 		w.count("EnsureStripeCustomer")
 		return "cus_1", nil
 	})
-	env.OnActivity(ActivityReadUsage, mock.Anything, mock.Anything).Return(w.readUsage)
-	env.OnActivity(ActivitySetWatchLevels, mock.Anything, mock.Anything).Return(func(_ context.Context, in SetWatchLevelsInput) error {
-		w.count(ActivitySetWatchLevels)
+	env.OnActivity(useAct.ReadUsage, mock.Anything, mock.Anything).Return(w.readUsage)
+	env.OnActivity(useAct.SetWatchLevels, mock.Anything, mock.Anything).Return(func(_ context.Context, in SetWatchLevelsInput) error {
+		w.count("SetWatchLevels")
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.watch = append(w.watch, in)
@@ -193,7 +189,7 @@ func (w *world) count(name string) {
 }
 
 func (w *world) readUsage(_ context.Context, in ReadUsageInput) (map[string]decimal.Decimal, error) {
-	w.count(ActivityReadUsage)
+	w.count("ReadUsage")
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := map[string]decimal.Decimal{"requests": decimal.Zero}
