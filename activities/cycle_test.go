@@ -72,7 +72,7 @@ func TestChangePlan(t *testing.T) {
 			var appErr *temporal.ApplicationError
 			if tt.wantType != "" {
 				if !errors.As(err, &appErr) || appErr.Type() != tt.wantType || !appErr.NonRetryable() || f.saves != 0 {
-					t.Fatalf("ChangePlan(%s) = %v (saves %d), want non-retryable %s and nothing saved", tt.plan, err, f.saves)
+					t.Fatalf("ChangePlan(%s) = %v (saves %d), want non-retryable %s and nothing saved", tt.plan, err, f.saves, tt.wantType)
 				}
 				return
 			}
