@@ -47,6 +47,7 @@ func New(c client.Client, taskQueue string, d Deps) sdkworker.Worker {
 	registerInvoices(w, d)
 	RegisterNotices(w, d)
 	registerDunning(w, d)
+	registerCycle(w, d)
 	w.RegisterActivity(&activities.UsageActivities{Usage: d.Store})
 	return w
 }
