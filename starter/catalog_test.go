@@ -2,6 +2,7 @@ package starter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"go.temporal.io/sdk/client"
 
 	"github.com/billcycle/billcycle/billing"
 	"github.com/billcycle/billcycle/billing/meter"
@@ -24,20 +26,49 @@ import (
 // up usage and invoices the API only reads.
 func newCatalogTest(t *testing.T) (*apiTest, *store.Store) {
 	t.Helper()
+	return newCatalogTestWith(t, &fakeTemporal{}, nil)
+}
+
+// subUpdatingTemporal is a fakeTemporal that also takes workflow updates,
+// answering each with the error in reject (by update name), if any.
+type subUpdatingTemporal struct {
+	*fakeTemporal
+	updates []string
+	reject  map[string]error
+}
+
+type subUpdateDone struct{ err error }
+
+func (subUpdateDone) WorkflowID() string               { return "" }
+func (subUpdateDone) RunID() string                    { return "" }
+func (subUpdateDone) UpdateID() string                 { return "" }
+func (u subUpdateDone) Get(context.Context, any) error { return u.err }
+
+func (u *subUpdatingTemporal) UpdateWorkflow(_ context.Context, o client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.updates = append(u.updates, o.WorkflowID+" "+o.UpdateName)
+	return subUpdateDone{u.reject[o.UpdateName]}, nil
+}
+
+func newCatalogTestWith(t *testing.T, fake *fakeTemporal, tc Temporal) (*apiTest, *store.Store) {
+	t.Helper()
+	if tc == nil {
+		tc = fake
+	}
 	st := testenv.Store(t)
 	cfg, err := config.Load(func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.MaxBodyBytes = 8192
-	tc := &fakeTemporal{}
 	srv := httptest.NewServer(New(st, tc, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler())
 	t.Cleanup(srv.Close)
 	key, _, err := st.CreateAPIKey(context.Background(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &apiTest{t: t, srv: srv, key: key, tc: tc}, st
+	return &apiTest{t: t, srv: srv, key: key, tc: fake}, st
 }
 
 const productJSON = `{"id":"api","name":"API","flat_fee":1000,"prices":[
@@ -285,5 +316,49 @@ func TestInvoicePreviewAndInvoices(t *testing.T) {
 	}
 	if status, out := a.do("GET", "/v1/invoices", "", ""); status != 400 {
 		t.Errorf("GET /v1/invoices without customer = %d %v, want 400", status, out)
+	}
+}
+
+func TestSubscriptionChangesReachTheWorkflow(t *testing.T) {
+	fake := &fakeTemporal{}
+	tc := &subUpdatingTemporal{fakeTemporal: fake, reject: map[string]error{}}
+	a, _ := newCatalogTestWith(t, fake, tc)
+	subscribeSetup(t, a)
+	a.do("POST", "/v1/plans", "application/json", `{"id":"pro2","name":"Pro 2","currency":"usd","products":["api"]}`)
+	a.do("POST", "/v1/plans", "application/json", `{"id":"pro3","name":"Pro 3","currency":"usd","products":["api"]}`)
+	steps := []struct {
+		name, body string
+		reject     string
+		updates    []string
+		signals    int
+	}{
+		{"new subscription", `{"plan_id":"pro","thresholds":{"amount_gte":5000}}`, "", nil, 1},
+		{"thresholds", `{"plan_id":"pro","thresholds":{"amount_gte":9000}}`, "", []string{"set-thresholds"}, 2},
+		{"other terms", `{"plan_id":"pro","thresholds":{"amount_gte":9000},"tax_rate":"5"}`, "", nil, 3},
+		{"plan", `{"plan_id":"pro2","thresholds":{"amount_gte":9000}}`, "", []string{"change-plan"}, 4},
+		{"refused plan change", `{"plan_id":"pro3"}`, "change-plan", []string{"change-plan"}, 4},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			nUpdates := len(tc.updates)
+			if st.reject != "" {
+				tc.reject[st.reject] = errors.New("refused")
+			}
+			status, out := a.do("PUT", "/v1/customers/acme/subscription", "application/json", st.body)
+			if status != 200 && status != 201 {
+				t.Fatalf("PUT %s = %d %v", st.body, status, out)
+			}
+			var got []string
+			for _, u := range tc.updates[nUpdates:] {
+				got = append(got, strings.TrimPrefix(u, "customer/acme "))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(st.updates) || len(fake.signals) != st.signals {
+				t.Errorf("PUT %s sent updates %v and %d signals in all, want %v and %d", st.body, got, len(fake.signals), st.updates, st.signals)
+			}
+			n := out["workflow"].(map[string]any)
+			if refused := st.reject != ""; refused != (n["error"] != nil) {
+				t.Errorf("workflow notice = %v, want an error: %v", n, refused)
+			}
+		})
 	}
 }

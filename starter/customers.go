@@ -17,21 +17,6 @@ import (
 	"github.com/billcycle/billcycle/workflows"
 )
 
-// Names of the BillingCycle workflow's handlers that a subscription change
-// reaches (workflows.UpdateChangePlan, UpdateSetThresholds and
-// SignalSubscriptionChanged).
-const (
-	updateChangePlan          = "change-plan"
-	updateSetThresholds       = "set-thresholds"
-	signalSubscriptionChanged = "subscription-changed"
-)
-
-// changePlanArg is the argument of the change-plan update
-// (workflows.ChangePlanRequest).
-type changePlanArg struct {
-	PlanID string `json:"plan_id"`
-}
-
 // updater is the part of client.Client that sends workflow updates; the
 // server uses it when its Temporal client has it.
 type updater interface {
@@ -278,14 +263,17 @@ type workflowNotice struct {
 }
 
 // notifySubscriptionChange tells the customer's BillingCycle about a subscription change:
-// update change-plan when the plan changed, update set-thresholds when the
-// thresholds changed, and signal subscription-changed for the other terms.
+// update change-plan when the plan changed (nothing more when the workflow
+// refuses it), update set-thresholds when the thresholds changed, and signal
+// subscription-changed for every change.
 // A workflow that is not running is not an error: it reads the subscription
 // when it starts.
 func (s *Server) notifySubscriptionChange(ctx context.Context, customerID string, old, cur store.SubscriptionRecord, existed bool) workflowNotice {
 	n := workflowNotice{WorkflowID: workflows.CustomerWorkflowID(customerID)}
 	planChanged := existed && old.PlanID != cur.PlanID
-	thresholdsChanged := !existed || !reflect.DeepEqual(old.Thresholds, cur.Thresholds)
+	// A new subscription reaches the workflow by the signal alone: it loads
+	// the stored terms and thresholds.
+	thresholdsChanged := existed && !reflect.DeepEqual(old.Thresholds, cur.Thresholds)
 	up, canUpdate := s.temporal.(updater)
 	send := func(name string, update bool, arg any) bool {
 		var err error
@@ -315,15 +303,13 @@ func (s *Server) notifySubscriptionChange(ctx context.Context, customerID string
 	if canUpdate && planChanged {
 		// The workflow invoices the old plan's usage so far, re-anchors the
 		// cycle at the change and reloads the thresholds stored above.
-		if !send(updateChangePlan, true, changePlanArg{PlanID: cur.PlanID}) {
+		if !send(workflows.UpdateChangePlan, true, workflows.ChangePlanRequest{PlanID: cur.PlanID}) {
 			return n
 		}
 	}
 	if canUpdate && thresholdsChanged && !planChanged {
-		if !send(updateSetThresholds, true, cur.Thresholds) {
-			return n
-		}
+		send(workflows.UpdateSetThresholds, true, cur.Thresholds)
 	}
-	send(signalSubscriptionChanged, false, customerID)
+	send(workflows.SignalSubscriptionChanged, false, nil)
 	return n
 }
