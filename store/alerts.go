@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -164,29 +163,13 @@ func (s *Store) AlertsFor(ctx context.Context, customerID string, metadata map[s
 	}
 	out := all[:0]
 	for _, a := range all {
-		if a.CustomerID != "" || filterMatches(a.CustomerFilter, metadata) {
+		if a.CustomerID != "" || billing.FilterMatches(a.CustomerFilter, metadata) {
 			out = append(out, a)
 		}
 	}
 	return out, nil
 }
 
-// filterMatches reports whether metadata satisfies every key of filter.
-func filterMatches(filter, metadata map[string]string) bool {
-	for k, want := range filter {
-		got, ok := metadata[k]
-		if not, neg := strings.CutPrefix(want, "!"); neg {
-			if ok && got == not {
-				return false
-			}
-			continue
-		}
-		if !ok || got != want {
-			return false
-		}
-	}
-	return true
-}
 
 func (s *Store) queryAlerts(ctx context.Context, sql string, args ...any) ([]billing.Alert, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)

@@ -130,23 +130,10 @@ func runWorker(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := cf.load()
-	if err != nil {
-		return err
-	}
-	logger := newLogger(cfg.LogLevel)
-	st, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	tc, err := dialTemporal(cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	logger.Info("worker running", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress)
-	return worker.Run(ctx, tc, cfg.TaskQueue, workerDeps(cfg, st))
+	return withRuntime(ctx, cf, func(cfg config.Config, st *store.Store, tc client.Client, logger *slog.Logger) error {
+		logger.Info("worker running", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress)
+		return worker.Run(ctx, tc, cfg.TaskQueue, workerDeps(cfg, st))
+	})
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -155,6 +142,15 @@ func runServe(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	return withRuntime(ctx, cf, func(cfg config.Config, st *store.Store, tc client.Client, logger *slog.Logger) error {
+		logger.Info("API listening", "addr", "http://"+cfg.HTTPAddr)
+		return serveHTTP(ctx, cfg, st, tc, logger, nil)
+	})
+}
+
+// withRuntime loads the configuration, opens the store and dials Temporal,
+// runs fn, and closes both afterwards.
+func withRuntime(ctx context.Context, cf *configFlags, fn func(config.Config, *store.Store, client.Client, *slog.Logger) error) error {
 	cfg, err := cf.load()
 	if err != nil {
 		return err
@@ -170,8 +166,7 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tc.Close()
-	logger.Info("API listening", "addr", "http://"+cfg.HTTPAddr)
-	return serveHTTP(ctx, cfg, st, tc, logger, nil)
+	return fn(cfg, st, tc, logger)
 }
 
 func runAPIKey(ctx context.Context, args []string) error {
