@@ -170,7 +170,6 @@ func (s *Store) AlertsFor(ctx context.Context, customerID string, metadata map[s
 	return out, nil
 }
 
-
 func (s *Store) queryAlerts(ctx context.Context, sql string, args ...any) ([]billing.Alert, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
