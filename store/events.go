@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/shopspring/decimal"
 
 	"github.com/billcycle/billcycle/billing/meter"
@@ -50,9 +51,10 @@ type Crossing struct {
 // microsecond. Afterwards it compares the affected customers' totals
 // with their watch levels (see SetWatchLevels).
 //
-// Concurrent batches are safe: ids, rollups and unique keys are written in
-// byte order, so transactions that touch the same rows wait for each other
-// instead of deadlocking, and a deadlock or serialization failure is retried.
+// Concurrent batches are safe and do not wait on each other: ids are claimed
+// in byte order (two batches racing for one id wait for each other instead
+// of deadlocking; a deadlock or serialization failure is retried anyway), and
+// rollups are appended as deltas that CompactRollups merges later.
 func (s *Store) IngestEvents(ctx context.Context, events []meter.Event) (IngestResult, error) {
 	var res IngestResult
 	if len(events) == 0 {
@@ -91,6 +93,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []meter.Event) (IngestR
 		}
 	}
 	if agg.len() > 0 {
+		s.maybeCompact()
 		crossings, err := s.checkWatchLevels(ctx, agg.customerMeters())
 		res.Crossings = crossings
 		if err != nil {
@@ -280,90 +283,44 @@ func (a *aggregator) customerMeters() map[[2]string]bool {
 	return out
 }
 
-func compareKeys(a, b rollupKey) int {
-	if c := strings.Compare(a.customer, b.customer); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.meter, b.meter); c != 0 {
-		return c
-	}
-	return a.bucket.Compare(b.bucket)
-}
-
-// write upserts the rollups and unique keys in key order, in one round trip.
+// write appends the rollups and unique keys to the delta tables with COPY:
+// nothing to conflict with, so concurrent ingests never wait on each other.
 func (a *aggregator) write(ctx context.Context, tx pgx.Tx) error {
 	if len(a.rollups) == 0 {
 		return nil
 	}
-	keys := make([]rollupKey, 0, len(a.rollups))
-	for k := range a.rollups {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareKeys)
-	n := len(keys)
-	var (
-		customers, meters = make([]string, n), make([]string, n)
-		buckets           = make([]time.Time, n)
-		counts            = make([]int64, n)
-		sums              = make([]string, n)
-		mins, maxs, lasts = make([]*string, n), make([]*string, n), make([]*string, n)
-		lastAts           = make([]*time.Time, n)
-		lastIDs           = make([]*string, n)
-	)
-	for i, k := range keys {
-		r := a.rollups[k]
-		customers[i], meters[i], buckets[i], counts[i] = k.customer, k.meter, k.bucket, r.Count
-		if !r.HasValue {
-			sums[i] = decimal.NewFromInt(r.Count).String()
-			continue
+	rows := make([][]any, 0, len(a.rollups))
+	for k, r := range a.rollups {
+		row := []any{k.customer, k.meter, k.bucket, r.Count, numeric(decimal.NewFromInt(r.Count)), nil, nil, nil, nil, nil}
+		if r.HasValue {
+			row[4], row[5], row[6], row[7], row[8], row[9] = numeric(r.Sum), numeric(r.Min), numeric(r.Max), numeric(r.Last), r.LastAt, r.LastID
 		}
-		sums[i] = r.Sum.String()
-		mn, mx, l := r.Min.String(), r.Max.String(), r.Last.String()
-		at, id := r.LastAt, r.LastID
-		mins[i], maxs[i], lasts[i], lastAts[i], lastIDs[i] = &mn, &mx, &l, &at, &id
+		rows = append(rows, row)
 	}
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO rollups AS r (customer_id, meter, bucket, count, sum, min, max, last_value, last_at, last_id)
-		SELECT c, m, b, n, s::numeric, mn::numeric, mx::numeric, l::numeric, la, li
-		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[])
-			AS t(c, m, b, n, s, mn, mx, l, la, li)
-		ON CONFLICT (customer_id, meter, bucket) DO UPDATE SET
-			count = r.count + excluded.count,
-			sum = r.sum + excluded.sum,
-			min = least(r.min, excluded.min),
-			max = greatest(r.max, excluded.max),
-			last_value = CASE WHEN r.last_at IS NULL OR (excluded.last_at, excluded.last_id, excluded.last_value) > (r.last_at, r.last_id, r.last_value)
-				THEN coalesce(excluded.last_value, r.last_value) ELSE r.last_value END,
-			last_id = CASE WHEN r.last_at IS NULL OR (excluded.last_at, excluded.last_id, excluded.last_value) > (r.last_at, r.last_id, r.last_value)
-				THEN coalesce(excluded.last_id, r.last_id) ELSE r.last_id END,
-			last_at = CASE WHEN r.last_at IS NULL OR (excluded.last_at, excluded.last_id, excluded.last_value) > (r.last_at, r.last_id, r.last_value)
-				THEN coalesce(excluded.last_at, r.last_at) ELSE r.last_at END`,
-		customers, meters, buckets, counts, sums, mins, maxs, lasts, lastAts, lastIDs)
-	if len(a.keys) > 0 {
-		var uc, um, uk []string
-		var ub []time.Time
-		for _, k := range keys {
-			set := a.keys[k]
-			if len(set) == 0 {
-				continue
-			}
-			vals := make([]string, 0, len(set))
-			for v := range set {
-				vals = append(vals, v)
-			}
-			slices.Sort(vals)
-			for _, v := range vals {
-				uc, um, ub, uk = append(uc, k.customer), append(um, k.meter), append(ub, k.bucket), append(uk, v)
-			}
-		}
-		b.Queue(`INSERT INTO rollup_unique_keys (customer_id, meter, bucket, key)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
-			ON CONFLICT DO NOTHING`, uc, um, ub, uk)
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"rollup_deltas"},
+		[]string{"customer_id", "meter", "bucket", "count", "sum", "min", "max", "last_value", "last_at", "last_id"},
+		pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("write rollups: %w", err)
 	}
+	if len(a.keys) == 0 {
+		return nil
+	}
+	var keys [][]any
+	for k, set := range a.keys {
+		for v := range set {
+			keys = append(keys, []any{k.customer, k.meter, k.bucket, v})
+		}
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"unique_key_deltas"}, []string{"customer_id", "meter", "bucket", "key"},
+		pgx.CopyFromRows(keys)); err != nil {
+		return fmt.Errorf("write unique keys: %w", err)
+	}
 	return nil
+}
+
+// numeric converts d for pgx without going through text.
+func numeric(d decimal.Decimal) pgtype.Numeric {
+	return pgtype.Numeric{Int: d.Coefficient(), Exp: d.Exponent(), Valid: true}
 }
 
 // StoredEvent is an event as stored, with the time it was received.

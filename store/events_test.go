@@ -218,6 +218,15 @@ func TestRollupsEqualDirectAggregation(t *testing.T) {
 		}
 	}
 	checkTotals(t, s, ms, evs)
+	// Compaction merges the deltas and changes no total.
+	if merged, err := s.CompactRollups(context.Background()); err != nil || merged == 0 {
+		t.Fatalf("CompactRollups = %d, %v; want rows merged", merged, err)
+	}
+	var deltas int
+	if err := s.Pool().QueryRow(context.Background(), `SELECT (SELECT count(*) FROM rollup_deltas) + (SELECT count(*) FROM unique_key_deltas)`).Scan(&deltas); err != nil || deltas != 0 {
+		t.Errorf("delta rows after compaction = %d (%v), want 0", deltas, err)
+	}
+	checkTotals(t, s, ms, evs)
 
 	// A replay of everything stores nothing and changes no total.
 	again := ingest(t, s, evs)
@@ -256,6 +265,24 @@ func TestConcurrentBatchesForOneCustomer(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	accepted := 0
+	// Compactions run while batches arrive; every delta is merged once.
+	stop := make(chan struct{})
+	compacted := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				_, err := s.CompactRollups(context.Background())
+				compacted <- err
+				return
+			default:
+				if _, err := s.CompactRollups(context.Background()); err != nil {
+					compacted <- err
+					return
+				}
+			}
+		}
+	}()
 	for w := range 8 {
 		wg.Add(1)
 		go func() {
@@ -278,6 +305,10 @@ func TestConcurrentBatchesForOneCustomer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	close(stop)
+	if err := <-compacted; err != nil {
+		t.Fatalf("CompactRollups during ingest: %v", err)
+	}
 	if accepted != len(evs) {
 		t.Errorf("concurrent batches accepted %d events, want %d", accepted, len(evs))
 	}

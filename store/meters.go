@@ -225,7 +225,8 @@ type meterSet struct {
 	bySlug  map[string]meter.Meter
 }
 
-// meterCache holds a Store's active meters between ingest transactions. A
+// meterCache holds a Store's ingest state between transactions: the active
+// meters, the partitions known to exist and the background compactor. A
 // Store cannot carry it as a field (store.go is shared), so caches live in a
 // map keyed by the Store.
 type meterCache struct {
@@ -234,6 +235,8 @@ type meterCache struct {
 
 	partMu     sync.Mutex
 	partitions map[string]bool // months ("2026-11") whose events partition exists
+
+	compactor compactor
 }
 
 var meterCaches sync.Map // *Store -> *meterCache

@@ -61,7 +61,7 @@ func totals(ctx context.Context, q querier, customerID string, meters []meter.Me
 				(array_agg(last_value ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1]::text,
 				(array_agg(last_at ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1],
 				(array_agg(last_id ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1]
-			FROM rollups WHERE customer_id = $1 AND meter = ANY($2) AND bucket >= $3 AND bucket < $4
+			FROM rollups_all WHERE customer_id = $1 AND meter = ANY($2) AND bucket >= $3 AND bucket < $4
 			GROUP BY meter`, customerID, slugs, hFrom, hTo)
 		if err != nil {
 			return nil, err
@@ -110,7 +110,7 @@ func totals(ctx context.Context, q querier, customerID string, meters []meter.Me
 				keys = []string{}
 			}
 			if err := q.QueryRow(ctx, `SELECT count(*) FROM (
-					SELECT key FROM rollup_unique_keys WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4
+					SELECT key FROM unique_keys_all WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4
 					UNION SELECT unnest($5::text[])) k`,
 				customerID, m.Slug, hFrom, hTo, keys).Scan(&unique); err != nil {
 				return nil, fmt.Errorf("unique count of %s: %w", m.Slug, err)
@@ -284,14 +284,14 @@ func (s *Store) Usage(ctx context.Context, slug, customerID string, from, to tim
 		var rows pgx.Rows
 		if agg == meter.AggregationUniqueCount {
 			rows, err = s.pool.Query(ctx, `SELECT date_trunc($5, bucket, 'UTC'), 0::bigint, count(DISTINCT key)::text, NULL, NULL, NULL, NULL::timestamptz, NULL
-				FROM rollup_unique_keys WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4 GROUP BY 1`,
+				FROM unique_keys_all WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4 GROUP BY 1`,
 				customerID, slug, hFrom, hTo, string(window))
 		} else {
 			rows, err = s.pool.Query(ctx, `SELECT date_trunc($5, bucket, 'UTC'), sum(count)::bigint, sum(sum)::text, min(min)::text, max(max)::text,
 					(array_agg(last_value ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1]::text,
 					(array_agg(last_at ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1],
 					(array_agg(last_id ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1]
-				FROM rollups WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4 GROUP BY 1`,
+				FROM rollups_all WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4 GROUP BY 1`,
 				customerID, slug, hFrom, hTo, string(window))
 		}
 		if err != nil {

@@ -81,13 +81,22 @@ END $$;
 
 SELECT events_partition_for(now() + make_interval(months => m)) FROM generate_series(-2, 2) AS m;
 
--- Rollups: one row per customer, meter and hour (UTC) of event time, folded
--- in by the ingest transaction that stored the events. The columns are the
--- mergeable state of meter.Rollup: count and exact sum; min, max and the
--- last value (chosen by event time, then event id byte-wise, then value) are
--- NULL while no value was added (count meters). A period total merges the
--- hours it covers and never reads raw events (except partial hours at the
--- edges of a period that does not start on the hour).
+-- Rollups: per customer, meter and hour (UTC) of event time, the mergeable
+-- state of meter.Rollup: count and exact sum; min, max and the last value
+-- (chosen by event time, then event id byte-wise, then value) are NULL while
+-- no value was added (count meters). A period total merges the hours it
+-- covers and never reads raw events (except partial hours at the edges of a
+-- period that does not start on the hour).
+--
+-- Rollups are written in two steps so that concurrent ingest never waits on
+-- a row lock: the ingest transaction that stores events appends their
+-- per-batch rollups to rollup_deltas (COPY, no conflict possible); a
+-- compaction (Store.CompactRollups, run in the background every second or
+-- so) moves deltas into rollups, one row per (customer, meter, hour), in one
+-- statement (DELETE ... RETURNING feeding INSERT ... ON CONFLICT DO UPDATE),
+-- so each delta is merged exactly once. Readers use rollups_all, the union of
+-- both; merging is associative, so the result is the same before and after
+-- compaction.
 CREATE TABLE rollups (
     customer_id text COLLATE "C" NOT NULL,
     meter       text COLLATE "C" NOT NULL,
@@ -102,9 +111,18 @@ CREATE TABLE rollups (
     PRIMARY KEY (customer_id, meter, bucket)
 );
 
+CREATE TABLE rollup_deltas (LIKE rollups);
+CREATE INDEX rollup_deltas_key ON rollup_deltas (customer_id, meter, bucket);
+
+CREATE VIEW rollups_all AS
+    SELECT * FROM rollups
+    UNION ALL
+    SELECT * FROM rollup_deltas;
+
 -- Exact unique counts: the distinct keys (meter.Meter.UniqueKey) seen per
 -- customer, meter and hour. A period's unique count is the number of distinct
--- keys over its hours, so it is exact across bucket boundaries.
+-- keys over its hours, so it is exact across bucket boundaries. Keys arrive
+-- in unique_key_deltas (may repeat) and are compacted like rollups.
 CREATE TABLE rollup_unique_keys (
     customer_id text COLLATE "C" NOT NULL,
     meter       text COLLATE "C" NOT NULL,
@@ -112,6 +130,14 @@ CREATE TABLE rollup_unique_keys (
     key         text COLLATE "C" NOT NULL,
     PRIMARY KEY (customer_id, meter, bucket, key)
 );
+
+CREATE TABLE unique_key_deltas (LIKE rollup_unique_keys);
+CREATE INDEX unique_key_deltas_key ON unique_key_deltas (customer_id, meter, bucket);
+
+CREATE VIEW unique_keys_all AS
+    SELECT * FROM rollup_unique_keys
+    UNION ALL
+    SELECT * FROM unique_key_deltas;
 
 -- Watch levels: per customer and meter, the total (from period_from on) at
 -- which the billing workflow wants to be signalled. The ingest path deletes a
