@@ -20,7 +20,9 @@ func (f fakeDunningStore) DunningPolicy(_ context.Context, planID string) (billi
 	return p, ok, f.err
 }
 
-func (f fakeDunningStore) InvoiceStatus(context.Context, string, string) (string, error) { return "paid", f.err }
+func (f fakeDunningStore) InvoiceStatus(context.Context, string, string) (string, error) {
+	return "paid", f.err
+}
 
 type fakeCollector struct {
 	calls [][2]string
