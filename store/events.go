@@ -220,10 +220,11 @@ type rollupKey struct {
 type aggregator struct {
 	rollups map[rollupKey]*meter.Rollup
 	keys    map[rollupKey]map[string]struct{}
+	last    map[string]bool // slugs of last meters
 }
 
 func newAggregator() *aggregator {
-	return &aggregator{rollups: map[rollupKey]*meter.Rollup{}, keys: map[rollupKey]map[string]struct{}{}}
+	return &aggregator{rollups: map[rollupKey]*meter.Rollup{}, keys: map[rollupKey]map[string]struct{}{}, last: map[string]bool{}}
 }
 
 func (a *aggregator) len() int { return len(a.rollups) }
@@ -261,6 +262,9 @@ func (a *aggregator) add(ev meter.Event, meters []meter.Meter) {
 			r.Count++ // count meters keep no values: sum is the count
 			continue
 		}
+		if m.Aggregation == meter.AggregationLast {
+			a.last[m.Slug] = true
+		}
 		r.Add(v, ev.Timestamp, ev.ID)
 	}
 }
@@ -293,7 +297,12 @@ func (a *aggregator) write(ctx context.Context, tx pgx.Tx) error {
 	for k, r := range a.rollups {
 		row := []any{k.customer, k.meter, k.bucket, r.Count, numeric(decimal.NewFromInt(r.Count)), nil, nil, nil, nil, nil}
 		if r.HasValue {
-			row[4], row[5], row[6], row[7], row[8], row[9] = numeric(r.Sum), numeric(r.Min), numeric(r.Max), numeric(r.Last), r.LastAt, r.LastID
+			row[4], row[5], row[6] = numeric(r.Sum), numeric(r.Min), numeric(r.Max)
+			// Only last meters need the last value; leaving it out for the
+			// others keeps compaction cheap.
+			if a.last[k.meter] {
+				row[7], row[8], row[9] = numeric(r.Last), r.LastAt, r.LastID
+			}
 		}
 		rows = append(rows, row)
 	}

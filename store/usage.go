@@ -182,8 +182,8 @@ func (r *rollupRow) rollup() (meter.Rollup, error) {
 			return out, err
 		}
 	}
-	if r.last == nil || r.min == nil || r.max == nil || r.lastAt == nil || r.lastID == nil {
-		return out, nil
+	if r.min == nil || r.max == nil {
+		return out, nil // no values: a count or unique_count meter
 	}
 	out.HasValue = true
 	if out.Min, err = decimal.NewFromString(*r.min); err != nil {
@@ -192,10 +192,13 @@ func (r *rollupRow) rollup() (meter.Rollup, error) {
 	if out.Max, err = decimal.NewFromString(*r.max); err != nil {
 		return out, err
 	}
-	if out.Last, err = decimal.NewFromString(*r.last); err != nil {
-		return out, err
+	// Only last meters keep the last value.
+	if r.last != nil && r.lastAt != nil && r.lastID != nil {
+		if out.Last, err = decimal.NewFromString(*r.last); err != nil {
+			return out, err
+		}
+		out.LastAt, out.LastID = *r.lastAt, *r.lastID
 	}
-	out.LastAt, out.LastID = *r.lastAt, *r.lastID
 	return out, nil
 }
 

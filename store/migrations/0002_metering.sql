@@ -84,7 +84,8 @@ SELECT events_partition_for(now() + make_interval(months => m)) FROM generate_se
 -- Rollups: per customer, meter and hour (UTC) of event time, the mergeable
 -- state of meter.Rollup: count and exact sum; min, max and the last value
 -- (chosen by event time, then event id byte-wise, then value) are NULL while
--- no value was added (count meters). A period total merges the hours it
+-- no value was added (count meters), and the last value is kept for last
+-- meters only. A period total merges the hours it
 -- covers and never reads raw events (except partial hours at the edges of a
 -- period that does not start on the hour).
 --
