@@ -29,6 +29,7 @@ func (c *cycle) check(ctx workflow.Context) {
 	c.st.PrevUsage, c.st.PrevCheck = c.st.Usage, c.st.LastCheck
 	c.st.Usage, c.st.LastCheck = usage, now
 	moved := !sameLevels(c.st.PrevUsage, usage)
+	c.st.Moved = moved
 
 	prevAmount := billing.ThresholdAmount(billing.Increment(c.st.Billed, c.st.LastIssued))
 	billUsage, billable := c.billableUsage(ctx, now, usage)
@@ -83,7 +84,7 @@ func (c *cycle) alertsDue(now time.Time) bool {
 	if c.st.AlertsLoadedAt.IsZero() || since >= AlertRefresh {
 		return true
 	}
-	return since >= ActiveAlertRefresh && c.st.Interval < IdleCheckInterval
+	return since >= ActiveAlertRefresh && c.st.Moved
 }
 
 // loadAlerts merges the stored alerts (the customer's own and the matching
@@ -303,11 +304,6 @@ func (c *cycle) pace(ctx workflow.Context, now time.Time, moved bool, live []bil
 	}
 	c.st.Interval = nextInterval(c.st.Interval, moved, near)
 	c.st.NextCheck = now.Add(c.st.Interval)
-	if !moved {
-		for _, m := range sortedKeys(usage) {
-			lower(m, usage[m].Add(idleStep))
-		}
-	}
 	if !needsStore(c.st.Watch, levels) {
 		return
 	}

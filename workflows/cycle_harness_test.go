@@ -66,6 +66,7 @@ type world struct {
 	sales       []activities.SalesNotice
 	watch       []SetWatchLevelsInput
 	activityRun map[string]int
+	nudges      int
 }
 
 // newWorld builds a test environment whose activities are mocked by name and

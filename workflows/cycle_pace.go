@@ -14,14 +14,14 @@ const (
 	// MaxCheckInterval is the ceiling the interval doubles up to while usage
 	// moves but is far from every threshold and alert.
 	MaxCheckInterval = time.Hour
-	// IdleCheckInterval is the interval when usage did not move since the
-	// previous check: the watch levels are then armed just above every
-	// meter's total, so the first new event nudges the workflow at once.
+	// IdleCheckInterval is the ceiling the interval keeps doubling up to
+	// while usage does not move. Crossings still act at once: ingestion
+	// nudges the workflow when a total reaches a watch level.
 	IdleCheckInterval = 24 * time.Hour
 	// AlertRefresh is how often the all-customers alerts are reloaded;
 	// ActiveAlertRefresh applies while usage moves.
 	AlertRefresh       = 24 * time.Hour
-	ActiveAlertRefresh = time.Hour
+	ActiveAlertRefresh = 6 * time.Hour
 	// HistoryBudget is the history length at which a run continues as new,
 	// keeping every run under 4,096 events.
 	HistoryBudget = 3000
@@ -29,10 +29,6 @@ const (
 
 // nearFraction is how close (as a fraction of the level) counts as near.
 var nearFraction = decimal.RequireFromString("0.1")
-
-// idleStep is added to a meter's total to arm a watch level that any new
-// usage reaches.
-var idleStep = decimal.New(1, -6)
 
 // watchTarget is a level one meter's total is watched against.
 type watchTarget struct {
@@ -61,17 +57,18 @@ func approaching(t watchTarget, elapsed, horizon time.Duration) bool {
 }
 
 // nextInterval returns the check interval after a check that saw usage move
-// (or not) and found it near (or not) a threshold or alert.
+// (or not) and found it near (or not) a threshold or alert: the minimum when
+// usage moves near one; otherwise the previous interval doubled, up to
+// MaxCheckInterval while usage moves and IdleCheckInterval while it does not.
 func nextInterval(prev time.Duration, moved, near bool) time.Duration {
+	prev = max(prev, MinCheckInterval)
 	switch {
 	case near && moved:
 		return MinCheckInterval
 	case !moved:
-		return IdleCheckInterval
+		return min(prev*2, IdleCheckInterval)
+	case prev > MaxCheckInterval:
+		return MinCheckInterval * 2 // usage resumed after an idle spell
 	}
-	next := min(max(prev, MinCheckInterval)*2, MaxCheckInterval)
-	if prev >= IdleCheckInterval {
-		next = MinCheckInterval * 2
-	}
-	return next
+	return min(prev*2, MaxCheckInterval)
 }

@@ -37,6 +37,8 @@ type CycleState struct {
 	PrevUsage map[string]decimal.Decimal `json:"prev_usage,omitempty"`
 	LastCheck time.Time                  `json:"last_check,omitzero"`
 	PrevCheck time.Time                  `json:"prev_check,omitzero"`
+	// Moved is whether usage moved between the last two checks.
+	Moved bool `json:"moved,omitempty"`
 	// Billed is Rate over the period's billable usage at LastCheck.
 	Billed billing.Invoice `json:"billed"`
 

@@ -48,9 +48,10 @@ func TestAlertCooldownRefire(t *testing.T) {
 	w := newWorld(t, activeSub("api"), billing.Thresholds{})
 	rolling := alertOn("r1", "100", billing.ActionEmail)
 	rolling.Window = billing.Duration(24 * time.Hour)
+	rolling.Cooldown = billing.Duration(48 * time.Hour)
 	w.alerts = []billing.Alert{rolling}
 	w.use(dayAt(2, 10), "requests", "150") // fires
-	w.use(dayAt(2, 20), "requests", "150") // within the 24 h cool-down
+	w.use(dayAt(2, 11), "requests", "150") // within the cool-down; out of the window a day later
 	w.use(dayAt(4, 12), "requests", "150") // cool-down over: fires again
 	w.use(dayAt(4, 13), "requests", "150") // cool-down again
 	next, _ := w.run(signup())
