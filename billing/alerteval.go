@@ -33,7 +33,8 @@ type AlertFiring struct {
 // FilterMatches reports whether metadata satisfies every key of filter: a
 // value must be equal, a value "!v" must not be v (a missing key satisfies it).
 func FilterMatches(filter, metadata map[string]string) bool {
-	for k, want := range filter { //workflowcheck:ignore the result does not depend on the order
+	//workflowcheck:ignore the result does not depend on the order
+	for k, want := range filter {
 		got, ok := metadata[k]
 		if not, neg := strings.CutPrefix(want, "!"); neg {
 			if ok && got == not {

@@ -195,7 +195,8 @@ func AmountLevel(plan Plan, sub Subscription, p Period, usage map[string]decimal
 // deterministically (workflows call this package).
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
-	for k := range m { //workflowcheck:ignore keys are sorted before use
+	//workflowcheck:ignore keys are sorted before use
+	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)

@@ -137,12 +137,13 @@ func (c *cycle) run(ctx workflow.Context) (CycleStatus, error) {
 				return c.resetAnchor(ctx)
 			}
 		}
+		c.startDueDunning(ctx)
 		c.publish(ctx)
 		info := workflow.GetInfo(ctx)
 		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= HistoryBudget {
 			return c.continueAsNew(ctx)
 		}
-		c.wait(ctx, minTime(c.st.NextCheck, c.st.Period.End))
+		c.wait(ctx, minTime(minTime(c.st.NextCheck, c.st.Period.End), c.nextDue()))
 	}
 }
 
@@ -328,8 +329,53 @@ func (c *cycle) finish(ctx workflow.Context) (CycleStatus, error) {
 	}
 	c.st.Status = StatusCanceled
 	c.publish(ctx)
+	for len(c.st.DueInvoices) > 0 { // unpaid invoices are still dunned
+		c.wait(ctx, c.nextDue())
+		c.startDueDunning(ctx)
+	}
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return c.status(ctx), nil
+}
+
+// trackDue remembers an issued invoice that is paid by a due date (collection
+// send_invoice), so its dunning starts when the date passes unpaid.
+func (c *cycle) trackDue(ctx workflow.Context, issued activities.IssuedInvoice) {
+	if issued.Total <= 0 || !issued.DueAt.After(workflow.Now(ctx).Add(time.Hour)) {
+		return // charged automatically: failed payments reach dunning through the webhook
+	}
+	c.st.DueInvoices = append(c.st.DueInvoices, DueInvoice{InvoiceID: issued.InvoiceID, StripeInvoiceID: issued.StripeInvoiceID,
+		PlanID: c.st.Plan.ID, Total: issued.Total, Currency: c.st.Plan.Currency, DueAt: issued.DueAt})
+}
+
+// nextDue is the earliest due date of the tracked invoices (zero if none).
+func (c *cycle) nextDue() time.Time {
+	var t time.Time
+	for _, d := range c.st.DueInvoices {
+		t = minTime(t, d.DueAt)
+	}
+	return t
+}
+
+// startDueDunning starts, as abandoned children, the Dunning of every
+// tracked invoice whose due date passed. Dunning checks first whether the
+// invoice was paid; one already started (by a failed payment) is left alone.
+func (c *cycle) startDueDunning(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	var keep []DueInvoice
+	for _, d := range c.st.DueInvoices {
+		if now.Before(d.DueAt) {
+			keep = append(keep, d)
+			continue
+		}
+		in := DunningInput{InvoiceID: d.InvoiceID, StripeInvoiceID: d.StripeInvoiceID, CustomerID: c.in.CustomerID,
+			PlanID: d.PlanID, StartedAt: d.DueAt, Reason: DunningReasonPastDue, AmountDue: d.Total, Currency: string(d.Currency)}
+		child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, DunningChildOptions(in)), DunningName, in)
+		err := child.GetChildWorkflowExecution().Get(ctx, nil)
+		if err != nil && !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+			c.fail(ctx, "start dunning of "+d.InvoiceID, err)
+		}
+	}
+	c.st.DueInvoices = keep
 }
 
 // closePeriod invoices the period's billable usage up to upTo, less the
@@ -352,10 +398,12 @@ func (c *cycle) closePeriod(ctx workflow.Context, name string, upTo time.Time) {
 	case inc.Total > 0:
 		id := c.invoiceID(name)
 		in := activities.IssueInvoiceInput{InvoiceID: id, CustomerID: c.in.CustomerID, Kind: activities.InvoiceKindCycle, Invoice: inc, UsageTo: upTo}
-		if err := workflow.ExecuteActivity(ctx, invAct.IssueInvoice, in).Get(ctx, nil); err != nil {
+		var issued activities.IssuedInvoice
+		if err := workflow.ExecuteActivity(ctx, invAct.IssueInvoice, in).Get(ctx, &issued); err != nil {
 			c.fail(ctx, "issue invoice "+id, err)
 			return
 		}
+		c.trackDue(ctx, issued)
 		c.st.CreditCarry = max(0, c.st.CreditCarry-current.CreditApplied)
 	}
 }
@@ -626,8 +674,9 @@ func (c *cycle) metadata() map[string]string {
 	return md
 }
 
+// minTime returns the earlier of a and b, ignoring a zero time.
 func minTime(a, b time.Time) time.Time {
-	if a.IsZero() || b.Before(a) {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
 		return b
 	}
 	return a

@@ -227,6 +227,7 @@ func (c *cycle) evaluateThresholds(ctx workflow.Context, now time.Time, billUsag
 		return
 	}
 	c.st.LastIssued, c.st.IssuedUsage, c.st.EarlyInvoices = c.st.Billed, billUsage, n
+	c.trackDue(ctx, issued)
 	cr := d.Crossed[0]
 	what := fmt.Sprintf("billing threshold %s of %s", cr.Kind, cr.Limit)
 	if cr.Meter != "" {

@@ -67,6 +67,10 @@ type world struct {
 	watch       []SetWatchLevelsInput
 	activityRun map[string]int
 	nudges      int
+	// daysUntilDue > 0 makes the customer pay by invoice (send_invoice).
+	daysUntilDue int
+	dunning      []DunningInput
+	dunningAt    []time.Time
 }
 
 // newWorld builds a test environment whose activities are mocked by name and
@@ -116,7 +120,11 @@ func newWorld(t *testing.T, sub *billing.Subscription, th billing.Thresholds) *w
 			w.invoiceIDs[in.InvoiceID] = true
 			w.invoices = append(w.invoices, in)
 		}
-		return activities.IssuedInvoice{InvoiceID: in.InvoiceID, Status: "open", Total: in.Invoice.Total}, nil
+		due := w.env.Now().UTC()
+		if w.daysUntilDue > 0 {
+			due = due.AddDate(0, 0, w.daysUntilDue)
+		}
+		return activities.IssuedInvoice{InvoiceID: in.InvoiceID, Status: "open", Total: in.Invoice.Total, DueAt: due}, nil
 	})
 	env.OnActivity(ntcAct.SendNotice, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.Notice) (activities.SentNotice, error) {
 		w.count("SendNotice")
@@ -174,6 +182,14 @@ func newWorld(t *testing.T, sub *billing.Subscription, th billing.Thresholds) *w
 			w.sub.Thresholds = in.Thresholds
 		}
 		return nil
+	})
+	env.RegisterWorkflowWithOptions(Dunning, workflow.RegisterOptions{Name: DunningName})
+	env.OnWorkflow(DunningName, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in DunningInput) (DunningStatus, error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.dunning = append(w.dunning, in)
+		w.dunningAt = append(w.dunningAt, w.env.Now().UTC())
+		return DunningStatus{}, nil
 	})
 	return w
 }

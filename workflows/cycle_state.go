@@ -64,7 +64,22 @@ type CycleState struct {
 	// Watch are the watch levels last stored for ingestion.
 	Watch map[string]decimal.Decimal `json:"watch,omitempty"`
 
+	// DueInvoices are issued send_invoice invoices whose due date has not
+	// come yet: when it passes, the cycle starts their Dunning as a child
+	// (which ends at once if the invoice was paid meanwhile).
+	DueInvoices []DueInvoice `json:"due_invoices,omitempty"`
+
 	LastError string `json:"last_error,omitempty"`
 	// Runs counts the runs of this customer's cycle (continue-as-new).
 	Runs int `json:"runs"`
+}
+
+// DueInvoice is an issued invoice the customer pays by its due date.
+type DueInvoice struct {
+	InvoiceID       string           `json:"invoice_id"`
+	StripeInvoiceID string           `json:"stripe_invoice_id,omitempty"`
+	PlanID          string           `json:"plan_id"`
+	Total           int64            `json:"total"`
+	Currency        billing.Currency `json:"currency"`
+	DueAt           time.Time        `json:"due_at"`
 }

@@ -346,3 +346,36 @@ func TestAccountStatusSignal(t *testing.T) {
 		t.Errorf("statuses = %v, want %v", seen, want)
 	}
 }
+
+func TestDueDatePassingStartsDunning(t *testing.T) {
+	w := newWorld(t, activeSub("api"), billing.Thresholds{AmountGTE: 3000})
+	w.daysUntilDue = 14
+	w.use(dayAt(3, 0), "requests", "300") // threshold-1 of 4000, due 14 days later
+	w.use(dayAt(10, 0), "requests", "50") // left for the cycle invoice
+	next, _ := w.run(signup())
+	if next == nil {
+		t.Fatal("workflow ended, want continue-as-new")
+	}
+	if len(w.dunning) != 1 || w.dunning[0].InvoiceID != "customer/acme/2026-11-01/threshold-1" ||
+		w.dunning[0].Reason != DunningReasonPastDue || w.dunning[0].AmountDue != 4000 || w.dunningAt[0].Before(w.dunning[0].StartedAt) {
+		t.Fatalf("dunning started = %+v at %v, want threshold-1's past_due dunning at its due date", w.dunning, w.dunningAt)
+	}
+	if due := w.dunning[0].StartedAt.Sub(dayAt(3, 0)); due < 14*24*time.Hour || due > 14*24*time.Hour+2*time.Hour {
+		t.Errorf("dunning clock starts %v after the usage, want the 14-day due date", due)
+	}
+	// The cycle invoice is due in December: the next run carries it.
+	if d := next.Carried.DueInvoices; len(d) != 1 || d[0].InvoiceID != "customer/acme/2026-11-01/cycle" {
+		t.Errorf("carried due invoices = %+v, want the cycle invoice", d)
+	}
+}
+
+func TestCanceledCustomerStillDunned(t *testing.T) {
+	w := newWorld(t, activeSub("api"), billing.Thresholds{})
+	w.daysUntilDue = 14
+	w.use(dayAt(3, 0), "requests", "100")
+	w.at(dayAt(8, 0), func() { w.env.SignalWorkflow(SignalCancel, nil) })
+	_, final := w.run(signup())
+	if final.Status != StatusCanceled || len(w.dunning) != 1 || w.dunning[0].InvoiceID != "customer/acme/2026-11-01/final" {
+		t.Errorf("final %q, dunning %+v; want canceled and the final invoice dunned when due", final.Status, w.dunning)
+	}
+}
