@@ -419,6 +419,7 @@ func (d *dunning) queryAt(now time.Time) (DunningStatus, error) {
 	st.Paused = d.paused()
 	st.Elapsed = billing.Duration(d.elapsed(now))
 	st.OpenDisputes = nil
+	//workflowcheck:ignore the ids are sorted below, so the order of iteration does not matter
 	for id := range d.Disputes {
 		st.OpenDisputes = append(st.OpenDisputes, id)
 	}
