@@ -141,6 +141,14 @@ func (s *Store) RecordInvoice(ctx context.Context, in NewInvoice) (Invoice, bool
 			return nil // recorded before: keep the first version and its lines
 		}
 		created = true
+		// Credit is consumed when the invoice that applies it is recorded, in
+		// the same transaction, so a retried activity consumes it once.
+		if b.CreditApplied != 0 {
+			if _, err := tx.Exec(ctx, `UPDATE subscriptions SET credit_balance = credit_balance - $2, updated_at = now()
+				WHERE customer_id = $1`, in.CustomerID, b.CreditApplied); err != nil {
+				return fmt.Errorf("consume credit: %w", err)
+			}
+		}
 		aggs, err := meterAggregations(ctx, tx)
 		if err != nil {
 			return err

@@ -119,14 +119,27 @@ func (s *Store) SubscriptionRecord(ctx context.Context, customerID string) (Subs
 }
 
 // Subscription returns a customer's rating terms and billing thresholds, or
-// ErrNotFound when the customer has no subscription.
+// ErrNotFound when the customer has no subscription. It is the billing
+// cycle's view: CreditBalance is the balance as it stood when the current
+// period began (credit that invoices of periods not yet ended applied is
+// added back), so every rating within one period uses the same terms, as
+// billing.Increment requires, however often the cycle reloads them.
 func (s *Store) Subscription(ctx context.Context, customerID string) (billing.Subscription, billing.Thresholds, error) {
 	r, err := s.SubscriptionRecord(ctx, customerID)
-	return r.Subscription, r.Thresholds, err
+	if err != nil {
+		return r.Subscription, r.Thresholds, err
+	}
+	var applied int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(credit_applied), 0)::bigint FROM invoices
+		WHERE customer_id = $1 AND period_end > now()`, customerID).Scan(&applied); err != nil {
+		return billing.Subscription{}, billing.Thresholds{}, fmt.Errorf("credit applied this period for %s: %w", customerID, err)
+	}
+	r.CreditBalance += applied
+	return r.Subscription, r.Thresholds, nil
 }
 
 // SaveSubscription creates or replaces a customer's rating terms and
-// thresholds, keeping the collection terms already stored (a new
+// thresholds, keeping the collection terms and credit balance already stored (a new
 // subscription collects automatically). The billing-cycle workflow uses it
 // when it changes a plan or the thresholds.
 func (s *Store) SaveSubscription(ctx context.Context, sub billing.Subscription, th billing.Thresholds) error {
@@ -134,7 +147,8 @@ func (s *Store) SaveSubscription(ctx context.Context, sub billing.Subscription, 
 	old, err := s.SubscriptionRecord(ctx, sub.CustomerID)
 	switch {
 	case err == nil:
-		rec.CollectionMethod, rec.DaysUntilDue = old.CollectionMethod, old.DaysUntilDue
+		// The credit balance is the ledger's, not the cycle's copy of it.
+		rec.CollectionMethod, rec.DaysUntilDue, rec.CreditBalance = old.CollectionMethod, old.DaysUntilDue, old.CreditBalance
 	case !errors.Is(err, ErrNotFound):
 		return err
 	}
