@@ -82,6 +82,15 @@ func (s *Store) ApplyInvoiceEvent(ctx context.Context, st InvoiceState) (Invoice
 	if err != nil {
 		return InvoiceState{}, fmt.Errorf("apply event to invoice %s: %w", st.StripeInvoiceID, err)
 	}
+	// Our ledger shows the merged state, so GET /v1/invoices/{id} and the
+	// overdue cohort agree with Stripe however the events were ordered.
+	if got.InvoiceID != "" {
+		if _, err := s.pool.Exec(ctx, `UPDATE invoices SET status = $2, updated_at = now()
+			WHERE id = $1 AND status IS DISTINCT FROM $2 AND (stripe_invoice_id IS NULL OR stripe_invoice_id = $3)`,
+			got.InvoiceID, got.Status, got.StripeInvoiceID); err != nil {
+			return InvoiceState{}, fmt.Errorf("apply event to invoice %s: %w", got.InvoiceID, err)
+		}
+	}
 	return got, nil
 }
 

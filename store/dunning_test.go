@@ -210,3 +210,70 @@ func TestCustomerByStripeID(t *testing.T) {
 		t.Errorf("CustomerByStripeID(cus_none) error = %v, want ErrNotFound", err)
 	}
 }
+
+// TestInvoiceLedgerFollowsMergedStripeState checks that our invoice row shows
+// the order-tolerant merged status: a failure delivered after the payment
+// leaves the invoice paid.
+func TestInvoiceLedgerFollowsMergedStripeState(t *testing.T) {
+	ctx := context.Background()
+	s := testenv.Store(t)
+	if _, _, err := s.CreateCustomer(ctx, store.Customer{ID: "acme", Email: "a@acme.test"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	inv := billing.Invoice{CustomerID: "acme", PlanID: "pro", Currency: "usd", PeriodStart: start, PeriodEnd: start.AddDate(0, 1, 0), Subtotal: 900, Total: 900}
+	id := "customer/acme/2026-03-01/cycle"
+	if _, _, err := s.RecordInvoice(ctx, store.NewInvoice{ID: id, CustomerID: "acme", Kind: store.KindCycle, Invoice: inv}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 4, 1, 10, 0, 0, 0, time.UTC)
+	for _, ev := range []struct {
+		status string
+		at     time.Time
+		want   string
+	}{
+		{"open", t0, "open"},
+		{"paid", t0.Add(2 * time.Hour), "paid"},
+		{"open", t0.Add(time.Hour), "paid"}, // the earlier failure, delivered late
+	} {
+		if _, err := s.ApplyInvoiceEvent(ctx, store.InvoiceState{StripeInvoiceID: "in_1", InvoiceID: id, CustomerID: "acme",
+			Status: ev.status, AmountRemaining: 900, Currency: "usd", EventCreated: ev.at}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Invoice(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != ev.want {
+			t.Errorf("after a %s event at %s: invoice status %q, want %q", ev.status, ev.at.Format(time.Kitchen), got.Status, ev.want)
+		}
+	}
+}
+
+// TestIssuingDoesNotUndoAPaymentWebhook covers an automatic charge whose
+// invoice.paid webhook arrives before the issuing activity records Stripe's
+// answer ("open").
+func TestIssuingDoesNotUndoAPaymentWebhook(t *testing.T) {
+	ctx := context.Background()
+	s := testenv.Store(t)
+	if _, _, err := s.CreateCustomer(ctx, store.Customer{ID: "acme", Email: "a@acme.test"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	inv := billing.Invoice{CustomerID: "acme", Currency: "usd", PeriodStart: start, PeriodEnd: start.AddDate(0, 1, 0), Subtotal: 900, Total: 900}
+	id := "customer/acme/2026-03-01/threshold-1"
+	if _, _, err := s.RecordInvoice(ctx, store.NewInvoice{ID: id, CustomerID: "acme", Kind: store.KindThreshold, Invoice: inv}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApplyInvoiceEvent(ctx, store.InvoiceState{StripeInvoiceID: "in_9", InvoiceID: id, CustomerID: "acme",
+		Status: "paid", Currency: "usd", EventCreated: start}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetInvoiceIssued(ctx, id, "in_9", "open"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Invoice(ctx, id)
+	if got.Status != "paid" || got.StripeInvoiceID != "in_9" {
+		t.Errorf("after a late issue record: status %q, stripe id %q; want paid, in_9", got.Status, got.StripeInvoiceID)
+	}
+}

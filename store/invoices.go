@@ -203,8 +203,11 @@ func meterAggregations(ctx context.Context, tx pgx.Tx) (map[string]string, error
 // SetInvoiceIssued records the Stripe invoice that bills invoice id and its
 // status.
 func (s *Store) SetInvoiceIssued(ctx context.Context, id, stripeInvoiceID, status string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE invoices SET stripe_invoice_id = $2, status = $3, updated_at = now() WHERE id = $1`,
-		id, stripeInvoiceID, status)
+	// A webhook may have settled the invoice before the issuing activity got
+	// here (an automatic charge is fast); a settled status is never undone.
+	tag, err := s.pool.Exec(ctx, `UPDATE invoices SET stripe_invoice_id = $2, updated_at = now(),
+		status = CASE WHEN status IN ('paid', 'void', 'uncollectible') THEN status ELSE $3 END
+		WHERE id = $1`, id, stripeInvoiceID, status)
 	if err != nil {
 		return fmt.Errorf("set stripe invoice of %s: %w", id, err)
 	}
