@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"go.temporal.io/api/batch/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/billcycle/billcycle/billing"
@@ -203,13 +205,24 @@ type alertUpdater interface {
 	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
 }
 
-// tellWorkflow delivers a customer's alert (new or archived) to that
-// customer's running workflow with the upsert-alert update and says how it
-// went. The alert is stored either way; all-customers alerts are not sent
-// (workflows pick them up when they load their alerts).
+// batchStarter is the part of the Temporal client that starts batch
+// operations; client.Client has it.
+type batchStarter interface {
+	WorkflowService() workflowservice.WorkflowServiceClient
+}
+
+// tellWorkflow delivers an alert change to the workflows it concerns and
+// says how it went; the alert is stored either way. A customer's own alert
+// goes to that customer's running workflow with the upsert-alert update. An
+// all-customers alert is announced to every running BillingCycle with the
+// alerts-changed signal, sent by one server-side batch operation, so each
+// reloads its alerts at once instead of at its next scheduled reload.
 func (s *Server) tellWorkflow(r *http.Request, a billing.Alert) string {
+	if a.CustomerID == "" {
+		return s.announceAlertsChanged(r.Context(), a)
+	}
 	u, ok := s.temporal.(alertUpdater)
-	if a.CustomerID == "" || !ok {
+	if !ok {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -233,4 +246,32 @@ func (s *Server) tellWorkflow(r *http.Request, a billing.Alert) string {
 		s.log.WarnContext(ctx, "alert stored but the customer workflow was not updated", "alert", a.ID, "customer", a.CustomerID, "err", err)
 		return "update_failed"
 	}
+}
+
+// announceAlertsChanged signals alerts-changed to every running BillingCycle
+// through a Temporal batch operation (rate-limited by the server; it runs on
+// after this request returns). It answers "signalled_all" or "batch_failed".
+func (s *Server) announceAlertsChanged(ctx context.Context, a billing.Alert) string {
+	b, ok := s.temporal.(batchStarter)
+	if !ok {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var nonce [6]byte
+	_, _ = rand.Read(nonce[:])
+	_, err := b.WorkflowService().StartBatchOperation(ctx, &workflowservice.StartBatchOperationRequest{
+		Namespace:       s.cfg.TemporalNamespace,
+		JobId:           "alerts-changed/" + a.ID + "/" + hex.EncodeToString(nonce[:]),
+		Reason:          "all-customers alert " + a.ID + " changed",
+		VisibilityQuery: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.BillingCycleName),
+		Operation: &workflowservice.StartBatchOperationRequest_SignalOperation{
+			SignalOperation: &batch.BatchOperationSignal{Signal: workflows.SignalAlertsChanged, Identity: "billcycle-api"},
+		},
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "alert stored but running cycles were not told; they reload alerts within 24 h", "alert", a.ID, "err", err)
+		return "batch_failed"
+	}
+	return "signalled_all"
 }

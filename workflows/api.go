@@ -45,6 +45,10 @@ const (
 	// SignalSubscriptionChanged tells the workflow the stored subscription
 	// changed (plan, terms, thresholds, cancellation): it reloads it.
 	SignalSubscriptionChanged = "subscription-changed"
+	// SignalAlertsChanged tells the workflow that the all-customers alerts
+	// changed: it reloads its alerts at once. The API sends it to every
+	// running BillingCycle with one batch operation.
+	SignalAlertsChanged = "alerts-changed"
 	// UpdateChangePlan moves the customer to another plan now; argument
 	// ChangePlanRequest, result PlanChanged.
 	UpdateChangePlan = "change-plan"

@@ -51,6 +51,7 @@ type cycle struct {
 	nudge  workflow.ReceiveChannel
 	acct   workflow.ReceiveChannel
 	subChg workflow.ReceiveChannel
+	alerts workflow.ReceiveChannel
 }
 
 func newCycle(in SignupInput) *cycle {
@@ -154,6 +155,7 @@ func (c *cycle) register(ctx workflow.Context) error {
 	c.nudge = workflow.GetSignalChannel(ctx, SignalUsageCrossed)
 	c.acct = workflow.GetSignalChannel(ctx, SignalAccountStatus)
 	c.subChg = workflow.GetSignalChannel(ctx, SignalSubscriptionChanged)
+	c.alerts = workflow.GetSignalChannel(ctx, SignalAlertsChanged)
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryStatus, func() (CycleStatus, error) { return c.status(ctx), nil },
 		workflow.QueryHandlerOptions{Description: "Period, usage per meter, amount so far, thresholds, alerts and next check of this customer's billing cycle"}); err != nil {
 		return err
@@ -187,7 +189,7 @@ func (c *cycle) wait(ctx workflow.Context, until time.Time) {
 		t := workflow.NewTimerWithOptions(timerCtx, d, workflow.TimerOptions{Summary: "next usage check or period end"})
 		sel.AddFuture(t, func(workflow.Future) { fired = true })
 	}
-	for _, ch := range []workflow.ReceiveChannel{c.cancel, c.nudge, c.acct, c.subChg, c.wake} {
+	for _, ch := range []workflow.ReceiveChannel{c.cancel, c.nudge, c.acct, c.subChg, c.alerts, c.wake} {
 		sel.AddReceive(ch, func(workflow.ReceiveChannel, bool) {})
 	}
 	sel.Select(ctx)
@@ -218,6 +220,10 @@ func (c *cycle) drain(ctx workflow.Context) {
 	}
 	for c.subChg.ReceiveAsync(nil) {
 		c.st.NeedReload = true
+	}
+	for c.alerts.ReceiveAsync(nil) {
+		c.st.AlertsLoadedAt = time.Time{} // reload at the check this causes
+		c.dirty = true
 	}
 	for c.wake.ReceiveAsync(nil) {
 		c.dirty = true
