@@ -17,7 +17,7 @@ func TestAlertsChangedReloadsAllCustomerAlertsAtOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w := newWorld(t, activeSub("api"), billing.Thresholds{})
 			w.use(dayAt(2, 0), "requests", "500") // before the alert: does not count; this check reloads alerts
-			created := dayAt(2, 1) // an hour after that reload, well inside the 6 h refresh
+			created := dayAt(2, 1)                // an hour after that reload, well inside the 6 h refresh
 			w.at(created, func() {
 				al := alertOn("all-100", "100", billing.ActionEmail)
 				al.CustomerID, al.CreatedAt = "", created
