@@ -43,7 +43,7 @@ type Tier struct {
 	UnitPrice decimal.Decimal `json:"unit_price"`
 	// FlatFee is charged once, in minor units, when any quantity falls into
 	// the tier (graduated) or when the quantity selects the tier (volume).
-	FlatFee decimal.Decimal `json:"flat_fee"`
+	FlatFee decimal.Decimal `json:"flat_fee,omitzero"`
 }
 
 // MeterPrice prices one meter of a product.
@@ -55,14 +55,14 @@ type MeterPrice struct {
 	// UnitPrice is in minor units and may be fractional (0.04 is $0.0004):
 	// the price per unit for per_unit, the price per package for package.
 	// Unused by graduated and volume.
-	UnitPrice decimal.Decimal `json:"unit_price"`
+	UnitPrice decimal.Decimal `json:"unit_price,omitzero"`
 	// PackageSize is the number of units in one package (package model only).
-	PackageSize decimal.Decimal `json:"package_size"`
+	PackageSize decimal.Decimal `json:"package_size,omitzero"`
 	// Tiers are the steps of a graduated or volume price, ascending by UpTo.
 	Tiers []Tier `json:"tiers,omitempty"`
 	// FreeUnits are granted per cycle and subtracted from the cycle's
 	// quantity before the price model (and its tiers) is applied.
-	FreeUnits decimal.Decimal `json:"free_units"`
+	FreeUnits decimal.Decimal `json:"free_units,omitzero"`
 }
 
 // FieldError reports an invalid field of a plan, price or subscription. Field

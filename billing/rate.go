@@ -37,8 +37,8 @@ type Invoice struct {
 	CustomerID  string    `json:"customer_id,omitempty"`
 	PlanID      string    `json:"plan_id,omitempty"`
 	Currency    Currency  `json:"currency"`
-	PeriodStart time.Time `json:"period_start"`
-	PeriodEnd   time.Time `json:"period_end"`
+	PeriodStart time.Time `json:"period_start,omitzero"`
+	PeriodEnd   time.Time `json:"period_end,omitzero"`
 	Lines       []Line    `json:"lines"`
 	Subtotal    int64     `json:"subtotal"`
 	// Discount is the total of the subscription's discounts (not above Subtotal).
