@@ -50,10 +50,6 @@ func (s *Server) ingestEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if res.WatchErr != nil {
-		s.log.WarnContext(r.Context(), "usage watch check failed; the workflow's timer will catch up", "err", res.WatchErr)
-	}
-	s.signalCrossings(r.Context(), res.Crossings)
 	status := http.StatusOK
 	if len(rejected) > 0 {
 		status = http.StatusMultiStatus
@@ -65,13 +61,21 @@ func (s *Server) ingestEvents(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// signalTimeout bounds one usage-crossed signal.
+const signalTimeout = 10 * time.Second
+
 // signalCrossings nudges each customer workflow whose usage reached a watch
-// level. A failed signal does not fail the ingest: the events are stored and
-// the workflow reads usage on its own timer as well.
+// level. The store's compactor calls it (registered by meteringRoutes) about
+// a second after the ingest that reached the level. A failed signal is only
+// logged: the events are stored and the workflow reads usage on its own
+// timer as well.
 func (s *Server) signalCrossings(ctx context.Context, crossings []store.Crossing) {
 	for _, c := range crossings {
 		id := workflows.CustomerWorkflowID(c.CustomerID)
-		if err := s.temporal.SignalWorkflow(ctx, id, "", workflows.SignalUsageCrossed, workflows.UsageCrossed{Meter: c.Meter}); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, signalTimeout)
+		err := s.temporal.SignalWorkflow(sctx, id, "", workflows.SignalUsageCrossed, workflows.UsageCrossed{Meter: c.Meter})
+		cancel()
+		if err != nil {
 			s.log.WarnContext(ctx, "signal usage crossed", "workflow_id", id, "meter", c.Meter, "level", c.Level, "err", err)
 		}
 	}

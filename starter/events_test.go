@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -185,34 +186,77 @@ func TestWatchLevelCrossingSignalsOnce(t *testing.T) {
 	if err := a.st.SetWatchLevels(context.Background(), "acme", from, map[string]decimal.Decimal{"tokens": decimal.NewFromInt(100)}); err != nil {
 		t.Fatal(err)
 	}
+	// post sends one event and waits for compaction, which checks the
+	// watch levels (the background compactor may have run it already).
 	post := func(id string, tokens int) {
 		t.Helper()
 		body := fmt.Sprintf(`[{"id":%q,"customer_id":"acme","name":"api_call","timestamp":%q,"properties":{"tokens":%d}}]`, id, ts(-time.Minute), tokens)
 		if status, out := a.do("POST", "/v1/events", "application/json", body); status != 200 {
 			t.Fatalf("POST /v1/events = %d %v", status, out)
 		}
+		if _, err := a.st.CompactRollups(context.Background()); err != nil {
+			t.Fatalf("CompactRollups: %v", err)
+		}
+	}
+	signals := func() ([]string, []any) {
+		a.tc.mu.Lock()
+		defer a.tc.mu.Unlock()
+		a.sig.mu.Lock()
+		defer a.sig.mu.Unlock()
+		return slices.Clone(a.tc.signals), slices.Clone(a.sig.payloads)
 	}
 	post("w1", 60)
-	if len(a.tc.signals) != 0 {
-		t.Fatalf("signals below the level = %v, want none", a.tc.signals)
+	if got, _ := signals(); len(got) != 0 {
+		t.Fatalf("signals below the level = %v, want none", got)
 	}
 	post("w2", 40) // total 100 reaches the level
 	post("w3", 40)
 	post("w2", 40) // a duplicate changes nothing
-	if want := workflows.CustomerWorkflowID("acme") + " " + workflows.SignalUsageCrossed; len(a.tc.signals) != 1 || a.tc.signals[0] != want {
-		t.Fatalf("signals = %v, want exactly [%s]", a.tc.signals, want)
+	got, payloads := signals()
+	if want := workflows.CustomerWorkflowID("acme") + " " + workflows.SignalUsageCrossed; len(got) != 1 || got[0] != want {
+		t.Fatalf("signals = %v, want exactly [%s]", got, want)
 	}
-	if p, ok := a.sig.payloads[0].(workflows.UsageCrossed); !ok || p.Meter != "tokens" {
-		t.Errorf("signal payload = %#v, want UsageCrossed{Meter: tokens}", a.sig.payloads[0])
+	if p, ok := payloads[0].(workflows.UsageCrossed); !ok || p.Meter != "tokens" {
+		t.Errorf("signal payload = %#v, want UsageCrossed{Meter: tokens}", payloads[0])
 	}
 	// A failing signal does not fail the ingest.
 	if err := a.st.SetWatchLevels(context.Background(), "acme", from, map[string]decimal.Decimal{"tokens": decimal.NewFromInt(150)}); err != nil {
 		t.Fatal(err)
 	}
+	a.sig.mu.Lock()
 	a.sig.signalErr = errors.New("temporal is down")
+	a.sig.mu.Unlock()
 	post("w4", 10)
-	if len(a.sig.payloads) != 2 {
-		t.Errorf("signal attempts = %d, want 2", len(a.sig.payloads))
+	if _, payloads := signals(); len(payloads) != 2 {
+		t.Errorf("signal attempts = %d, want 2", len(payloads))
+	}
+}
+
+// TestWatchLevelCrossingSignalsWithinSeconds relies on the background
+// compactor alone: the nudge arrives without anyone calling CompactRollups.
+func TestWatchLevelCrossingSignalsWithinSeconds(t *testing.T) {
+	a := newMeteringTest(t)
+	a.createMeter(tokensMeter)
+	from := time.Now().UTC().Add(-time.Hour)
+	if err := a.st.SetWatchLevels(context.Background(), "acme", from, map[string]decimal.Decimal{"tokens": decimal.NewFromInt(50)}); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`[{"id":"s1","customer_id":"acme","name":"api_call","timestamp":%q,"properties":{"tokens":70}}]`, ts(-time.Minute))
+	if status, out := a.do("POST", "/v1/events", "application/json", body); status != 200 {
+		t.Fatalf("POST /v1/events = %d %v", status, out)
+	}
+	start := time.Now()
+	for {
+		a.tc.mu.Lock()
+		n := len(a.tc.signals)
+		a.tc.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("signals %v after %v, want one usage-crossed signal", n, time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -8,8 +8,10 @@ import (
 	"github.com/billcycle/billcycle/store"
 )
 
-// meteringRoutes adds the meter, usage and event routes.
+// meteringRoutes adds the meter, usage and event routes, and has the store's
+// compactor report reached watch levels to signalCrossings.
 func (s *Server) meteringRoutes(mux *http.ServeMux) {
+	s.store.HandleCrossings(s.signalCrossings)
 	mux.Handle("POST /v1/events", s.authed(s.ingestEvents))
 	mux.Handle("GET /v1/events", s.authed(s.listEvents))
 	mux.Handle("POST /v1/meters", s.authed(s.createMeter))

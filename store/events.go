@@ -13,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/shopspring/decimal"
 
 	"github.com/billcycle/billcycle/billing/meter"
@@ -26,13 +25,6 @@ type IngestResult struct {
 	// Duplicates counts the events whose id was stored before (by this or
 	// an earlier batch) and were skipped.
 	Duplicates int
-	// Crossings lists the watch levels this batch's events made a customer's
-	// period total reach; each level is reported once, by the batch that
-	// reached it, and is deleted.
-	Crossings []Crossing
-	// WatchErr is set when the events were stored but comparing totals with
-	// watch levels failed; the batch itself succeeded.
-	WatchErr error
 }
 
 // Crossing is a watch level reached by a customer's usage.
@@ -48,13 +40,16 @@ type Crossing struct {
 // ones into the rollups of every active meter they match, in one
 // transaction. Events whose id is already stored are counted as duplicates
 // and change nothing. Timestamps are stored, and rounded in events, to the
-// microsecond. Afterwards it compares the affected customers' totals
-// with their watch levels (see SetWatchLevels).
+// microsecond. MeterTotals and Usage include the batch as soon as
+// IngestEvents returns.
 //
 // Concurrent batches are safe and do not wait on each other: ids are claimed
 // in byte order (two batches racing for one id wait for each other instead
 // of deadlocking; a deadlock or serialization failure is retried anyway), and
-// rollups are appended as deltas that CompactRollups merges later.
+// rollups are appended as a few pending rows that the Store's background
+// compactor merges (CompactRollups) a fraction of a second later; the
+// compactor also compares the merged customers' totals with their watch
+// levels (see SetWatchLevels and HandleCrossings).
 func (s *Store) IngestEvents(ctx context.Context, events []meter.Event) (IngestResult, error) {
 	var res IngestResult
 	if len(events) == 0 {
@@ -78,30 +73,20 @@ func (s *Store) IngestEvents(ctx context.Context, events []meter.Event) (IngestR
 	if err := s.ensurePartitions(ctx, uniq); err != nil {
 		return IngestResult{}, err
 	}
-	var agg *aggregator
-	var err error
 	for attempt := 0; ; attempt++ {
-		var accepted int
-		accepted, agg, err = s.ingestOnce(ctx, uniq)
+		accepted, pending, err := s.ingestOnce(ctx, uniq)
 		if err == nil {
 			res.Accepted = accepted
 			res.Duplicates += len(uniq) - accepted
-			break
+			if pending {
+				s.ingest.kickCompactor(s)
+			}
+			return res, nil
 		}
 		if attempt >= 4 || !retryable(err) {
 			return IngestResult{}, fmt.Errorf("ingest %d events: %w", len(events), err)
 		}
 	}
-	if agg.len() > 0 {
-		s.maybeCompact()
-		crossings, err := s.checkWatchLevels(ctx, agg.customerMeters())
-		res.Crossings = crossings
-		if err != nil {
-			// The events are stored; the workflow's own timer reads usage too.
-			res.WatchErr = fmt.Errorf("check watch levels: %w", err)
-		}
-	}
-	return res, nil
 }
 
 // retryable reports whether err is a transient conflict between
@@ -112,8 +97,8 @@ func retryable(err error) bool {
 }
 
 // ingestOnce runs the ingest transaction for uniq (distinct ids in byte
-// order) and returns how many were new and their aggregation.
-func (s *Store) ingestOnce(ctx context.Context, uniq []*meter.Event) (int, *aggregator, error) {
+// order) and returns how many were new and whether it wrote pending rollups.
+func (s *Store) ingestOnce(ctx context.Context, uniq []*meter.Event) (int, bool, error) {
 	ids := make([]string, len(uniq))
 	tss := make([]time.Time, len(uniq))
 	for i, ev := range uniq {
@@ -121,7 +106,7 @@ func (s *Store) ingestOnce(ctx context.Context, uniq []*meter.Event) (int, *aggr
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, false, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit this is a no-op
 
@@ -143,14 +128,14 @@ func (s *Store) ingestOnce(ctx context.Context, uniq []*meter.Event) (int, *aggr
 		return err
 	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return 0, nil, err
+		return 0, false, err
 	}
 	if len(newIDs) == 0 {
-		return 0, &aggregator{}, tx.Commit(ctx)
+		return 0, false, tx.Commit(ctx)
 	}
 	meters, err := s.activeMeters(ctx, tx, version)
 	if err != nil {
-		return 0, nil, err
+		return 0, false, err
 	}
 	fresh := make([]*meter.Event, 0, len(newIDs))
 	agg := newAggregator()
@@ -170,21 +155,21 @@ func (s *Store) ingestOnce(ctx context.Context, uniq []*meter.Event) (int, *aggr
 			return []any{ev.ID, ev.CustomerID, ev.Name, ev.Timestamp, props}, nil
 		}))
 	if err != nil {
-		return 0, nil, fmt.Errorf("copy events: %w", err)
+		return 0, false, fmt.Errorf("copy events: %w", err)
 	}
 	if err := agg.write(ctx, tx); err != nil {
-		return 0, nil, err
+		return 0, false, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, nil, err
+		return 0, false, err
 	}
-	return len(fresh), agg, nil
+	return len(fresh), agg.len() > 0, nil
 }
 
 // ensurePartitions creates the monthly partitions the events need, once per
 // month and Store.
 func (s *Store) ensurePartitions(ctx context.Context, evs []*meter.Event) error {
-	c := s.cache()
+	c := s.ingest
 	var missing []time.Time
 	c.partMu.Lock()
 	for _, ev := range evs {
@@ -276,60 +261,6 @@ func (a *aggregator) rollup(k rollupKey) *meter.Rollup {
 		a.rollups[k] = r
 	}
 	return r
-}
-
-// customerMeters returns the (customer, meter) pairs the aggregation touched.
-func (a *aggregator) customerMeters() map[[2]string]bool {
-	out := map[[2]string]bool{}
-	for k := range a.rollups {
-		out[[2]string{k.customer, k.meter}] = true
-	}
-	return out
-}
-
-// write appends the rollups and unique keys to the delta tables with COPY:
-// nothing to conflict with, so concurrent ingests never wait on each other.
-func (a *aggregator) write(ctx context.Context, tx pgx.Tx) error {
-	if len(a.rollups) == 0 {
-		return nil
-	}
-	rows := make([][]any, 0, len(a.rollups))
-	for k, r := range a.rollups {
-		row := []any{k.customer, k.meter, k.bucket, r.Count, numeric(decimal.NewFromInt(r.Count)), nil, nil, nil, nil, nil}
-		if r.HasValue {
-			row[4], row[5], row[6] = numeric(r.Sum), numeric(r.Min), numeric(r.Max)
-			// Only last meters need the last value; leaving it out for the
-			// others keeps compaction cheap.
-			if a.last[k.meter] {
-				row[7], row[8], row[9] = numeric(r.Last), r.LastAt, r.LastID
-			}
-		}
-		rows = append(rows, row)
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"rollup_deltas"},
-		[]string{"customer_id", "meter", "bucket", "count", "sum", "min", "max", "last_value", "last_at", "last_id"},
-		pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("write rollups: %w", err)
-	}
-	if len(a.keys) == 0 {
-		return nil
-	}
-	var keys [][]any
-	for k, set := range a.keys {
-		for v := range set {
-			keys = append(keys, []any{k.customer, k.meter, k.bucket, v})
-		}
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"unique_key_deltas"}, []string{"customer_id", "meter", "bucket", "key"},
-		pgx.CopyFromRows(keys)); err != nil {
-		return fmt.Errorf("write unique keys: %w", err)
-	}
-	return nil
-}
-
-// numeric converts d for pgx without going through text.
-func numeric(d decimal.Decimal) pgtype.Numeric {
-	return pgtype.Numeric{Int: d.Coefficient(), Exp: d.Exponent(), Valid: true}
 }
 
 // StoredEvent is an event as stored, with the time it was received.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,7 +68,7 @@ func (s *Store) CreateMeter(ctx context.Context, m meter.Meter, backfillFrom tim
 		return StoredMeter{}, false, err
 	}
 	var out StoredMeter
-	created := false
+	created, backfilled := false, false
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, meterLockID); err != nil {
 			return err
@@ -99,20 +98,24 @@ func (s *Store) CreateMeter(ctx context.Context, m meter.Meter, backfillFrom tim
 		if _, err := tx.Exec(ctx, `UPDATE meter_version SET version = version + 1`); err != nil {
 			return err
 		}
-		return backfill(ctx, tx, got.Meter, backfillFrom)
+		backfilled, err = backfill(ctx, tx, got.Meter, backfillFrom)
+		return err
 	})
 	if err != nil {
 		return StoredMeter{}, false, fmt.Errorf("create meter %s: %w", m.Slug, err)
+	}
+	if backfilled {
+		s.ingest.kickCompactor(s) // merge the backfilled rollups
 	}
 	return out, created, nil
 }
 
 // backfill folds the stored events of m's event name since from into m's
-// rollups.
-func backfill(ctx context.Context, tx pgx.Tx, m meter.Meter, from time.Time) error {
+// rollups (as pending rollups) and reports whether there were any.
+func backfill(ctx context.Context, tx pgx.Tx, m meter.Meter, from time.Time) (bool, error) {
 	rows, err := tx.Query(ctx, `SELECT id, customer_id, ts, properties FROM events WHERE name = $1 AND ts >= $2`, m.EventName, from)
 	if err != nil {
-		return fmt.Errorf("backfill: %w", err)
+		return false, fmt.Errorf("backfill: %w", err)
 	}
 	agg := newAggregator()
 	meters := []meter.Meter{m}
@@ -129,9 +132,9 @@ func backfill(ctx context.Context, tx pgx.Tx, m meter.Meter, from time.Time) err
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("backfill: %w", err)
+		return false, fmt.Errorf("backfill: %w", err)
 	}
-	return agg.write(ctx, tx)
+	return agg.len() > 0, agg.write(ctx, tx)
 }
 
 // decodeProperties decodes stored properties the way meter's decoder does:
@@ -225,34 +228,10 @@ type meterSet struct {
 	bySlug  map[string]meter.Meter
 }
 
-// meterCache holds a Store's ingest state between transactions: the active
-// meters, the partitions known to exist and the background compactor. A
-// Store cannot carry it as a field (store.go is shared), so caches live in a
-// map keyed by the Store.
-type meterCache struct {
-	mu  sync.Mutex
-	set *meterSet
-
-	partMu     sync.Mutex
-	partitions map[string]bool // months ("2026-11") whose events partition exists
-
-	compactor compactor
-}
-
-var meterCaches sync.Map // *Store -> *meterCache
-
-func (s *Store) cache() *meterCache {
-	if c, ok := meterCaches.Load(s); ok {
-		return c.(*meterCache)
-	}
-	c, _ := meterCaches.LoadOrStore(s, &meterCache{partitions: map[string]bool{}})
-	return c.(*meterCache)
-}
-
 // activeMeters returns the meters at version, reading them through q (the
 // ingest transaction) when the cache holds another version.
 func (s *Store) activeMeters(ctx context.Context, q querier, version int64) (*meterSet, error) {
-	c := s.cache()
+	c := s.ingest
 	c.mu.Lock()
 	set := c.set
 	c.mu.Unlock()

@@ -25,6 +25,9 @@ var ErrConflict = errors.New("conflict")
 // Store is the PostgreSQL store. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+	// ingest is the metering state kept between calls (cached meters,
+	// known partitions, the rollup compactor).
+	ingest *ingestState
 }
 
 // Open connects to databaseURL. It does not run migrations; call Migrate.
@@ -46,17 +49,20 @@ func OpenConfig(ctx context.Context, cfg *pgxpool.Config) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to postgres at %s: %w", redact(cfg.ConnString()), err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, ingest: newIngestState()}, nil
 }
 
 // New wraps an existing pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, ingest: newIngestState()} }
 
 // Pool returns the underlying pool, for benchmarks and tests.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Close releases all connections.
-func (s *Store) Close() { s.pool.Close() }
+// Close stops the Store's background work and releases all connections.
+func (s *Store) Close() {
+	s.ingest.stop()
+	s.pool.Close()
+}
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

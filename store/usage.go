@@ -53,27 +53,50 @@ func totals(ctx context.Context, q querier, customerID string, meters []meter.Me
 	for _, m := range meters {
 		rollups[m.Slug] = &meter.Rollup{}
 	}
-	edgeKeys := map[string][]string{}
+	// Unique-count keys of the partial hours and of pending deltas; the
+	// count query unions them with the compacted keys.
+	extraKeys := map[string][]string{}
 
 	hFrom, hTo := ceilHour(from), to.UTC().Truncate(time.Hour)
 	if hFrom.Before(hTo) {
+		// One statement, so one snapshot: compaction moves deltas from
+		// rollup_pending to rollups, and this sees each delta on one side.
 		rows, err := q.Query(ctx, `SELECT meter, sum(count)::bigint, sum(sum)::text, min(min)::text, max(max)::text,
 				(array_agg(last_value ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1]::text,
 				(array_agg(last_at ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1],
-				(array_agg(last_id ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1]
-			FROM rollups_all WHERE customer_id = $1 AND meter = ANY($2) AND bucket >= $3 AND bucket < $4
-			GROUP BY meter`, customerID, slugs, hFrom, hTo)
+				(array_agg(last_id ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1],
+				NULL::bytea
+			FROM rollups WHERE customer_id = $1 AND meter = ANY($2) AND bucket >= $3 AND bucket < $4
+			GROUP BY meter
+			UNION ALL
+			SELECT NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, data FROM rollup_pending WHERE slot = $5`,
+			customerID, slugs, hFrom, hTo, rollupSlot(customerID))
 		if err != nil {
 			return nil, err
 		}
-		var slug string
+		var slug *string
 		var r rollupRow
-		_, err = pgx.ForEachRow(rows, r.dest(&slug), func() error {
+		var data []byte
+		_, err = pgx.ForEachRow(rows, append(r.dest(&slug), &data), func() error {
+			if data != nil {
+				return decodePending(data, customerID, func(_ string, p *pendingCustomer) {
+					for _, d := range p.deltas {
+						if dst := rollups[d.meter]; dst != nil && !d.bucket.Before(hFrom) && d.bucket.Before(hTo) {
+							dst.Merge(d.r)
+						}
+					}
+					for _, k := range p.keys {
+						if rollups[k.meter] != nil && !k.bucket.Before(hFrom) && k.bucket.Before(hTo) {
+							extraKeys[k.meter] = append(extraKeys[k.meter], k.key)
+						}
+					}
+				})
+			}
 			got, err := r.rollup()
 			if err != nil {
-				return fmt.Errorf("meter %s: %w", slug, err)
+				return fmt.Errorf("meter %s: %w", *slug, err)
 			}
-			if dst := rollups[slug]; dst != nil {
+			if dst := rollups[*slug]; dst != nil {
 				dst.Merge(got)
 			}
 			return nil
@@ -97,7 +120,7 @@ func totals(ctx context.Context, q querier, customerID string, meters []meter.Me
 		}
 	}
 	for _, e := range edges {
-		if err := foldRawEvents(ctx, q, customerID, meters, e.from, e.to, rollups, edgeKeys); err != nil {
+		if err := foldRawEvents(ctx, q, customerID, meters, e.from, e.to, rollups, extraKeys); err != nil {
 			return nil, err
 		}
 	}
@@ -105,12 +128,14 @@ func totals(ctx context.Context, q querier, customerID string, meters []meter.Me
 	for _, m := range meters {
 		var unique int64
 		if m.Aggregation == meter.AggregationUniqueCount {
-			keys := edgeKeys[m.Slug]
+			// Pending keys were read before this statement: a key compacted
+			// meanwhile is in both, and counted once.
+			keys := extraKeys[m.Slug]
 			if keys == nil {
 				keys = []string{}
 			}
 			if err := q.QueryRow(ctx, `SELECT count(*) FROM (
-					SELECT key FROM unique_keys_all WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4
+					SELECT key FROM rollup_unique_keys WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4
 					UNION SELECT unnest($5::text[])) k`,
 				customerID, m.Slug, hFrom, hTo, keys).Scan(&unique); err != nil {
 				return nil, fmt.Errorf("unique count of %s: %w", m.Slug, err)
@@ -144,15 +169,7 @@ func foldRawEvents(ctx context.Context, q querier, customerID string, meters []m
 				}
 				continue
 			}
-			v, ok := m.Value(ev)
-			if !ok {
-				continue
-			}
-			if m.Aggregation == meter.AggregationCount {
-				rollups[m.Slug].Count++
-				continue
-			}
-			rollups[m.Slug].Add(v, ev.Timestamp, ev.ID)
+			foldEvent(rollups[m.Slug], m, ev)
 		}
 		return nil
 	})
@@ -160,6 +177,20 @@ func foldRawEvents(ctx context.Context, q querier, customerID string, meters []m
 		return fmt.Errorf("read raw events: %w", err)
 	}
 	return nil
+}
+
+// foldEvent adds ev to r when it counts for m (not a unique-count meter):
+// count meters keep only the count, the others the value.
+func foldEvent(r *meter.Rollup, m meter.Meter, ev meter.Event) {
+	v, ok := m.Value(ev)
+	if !ok {
+		return
+	}
+	if m.Aggregation == meter.AggregationCount {
+		r.Count++
+		return
+	}
+	r.Add(v, ev.Timestamp, ev.ID)
 }
 
 // rollupRow scans an aggregated rollup row.
@@ -277,42 +308,14 @@ func (s *Store) Usage(ctx context.Context, slug, customerID string, from, to tim
 	}
 	u.Total = tot[slug]
 
-	// Windows on whole hours come from one grouped read of the rollups; the
+	// Windows on whole hours come from one grouped read of the rollups and
+	// pending deltas; the
 	// first and last window may start or end inside an hour and are totalled
 	// on their own.
-	agg := m.Aggregation
 	hFrom, hTo := ceilHour(from), to.Truncate(time.Hour)
 	grouped := map[time.Time]decimal.Decimal{}
 	if hFrom.Before(hTo) {
-		var rows pgx.Rows
-		if agg == meter.AggregationUniqueCount {
-			rows, err = s.pool.Query(ctx, `SELECT date_trunc($5, bucket, 'UTC'), 0::bigint, count(DISTINCT key)::text, NULL, NULL, NULL, NULL::timestamptz, NULL
-				FROM unique_keys_all WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4 GROUP BY 1`,
-				customerID, slug, hFrom, hTo, string(window))
-		} else {
-			rows, err = s.pool.Query(ctx, `SELECT date_trunc($5, bucket, 'UTC'), sum(count)::bigint, sum(sum)::text, min(min)::text, max(max)::text,
-					(array_agg(last_value ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1]::text,
-					(array_agg(last_at ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1],
-					(array_agg(last_id ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1]
-				FROM rollups_all WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4 GROUP BY 1`,
-				customerID, slug, hFrom, hTo, string(window))
-		}
-		if err != nil {
-			return Usage{}, fmt.Errorf("usage of %s for %s: %w", slug, customerID, err)
-		}
-		var w time.Time
-		var r rollupRow
-		_, err = pgx.ForEachRow(rows, r.dest(&w), func() error {
-			if agg == meter.AggregationUniqueCount {
-				n, err := decimal.NewFromString(*r.sum)
-				grouped[w.UTC()] = n
-				return err
-			}
-			got, err := r.rollup()
-			grouped[w.UTC()] = got.Result(agg, 0)
-			return err
-		})
-		if err != nil {
+		if grouped, err = s.usageWindows(ctx, m.Meter, customerID, hFrom, hTo, window); err != nil {
 			return Usage{}, fmt.Errorf("usage of %s for %s: %w", slug, customerID, err)
 		}
 	}
@@ -334,6 +337,90 @@ func (s *Store) Usage(ctx context.Context, slug, customerID string, from, to tim
 		u.Series = append(u.Series, p)
 	}
 	return u, nil
+}
+
+// usageWindows returns m's quantity per window over the whole hours
+// [hFrom, hTo), from the rollups and the customer's pending deltas.
+func (s *Store) usageWindows(ctx context.Context, m meter.Meter, customerID string, hFrom, hTo time.Time, window Window) (map[time.Time]decimal.Decimal, error) {
+	out := map[time.Time]decimal.Decimal{}
+	inRange := func(slug string, b time.Time) bool { return slug == m.Slug && !b.Before(hFrom) && b.Before(hTo) }
+	if m.Aggregation == meter.AggregationUniqueCount {
+		// Pending keys first: a key compacted meanwhile is in both, and
+		// counted once.
+		p, err := customerPending(ctx, s.pool, customerID)
+		if err != nil {
+			return nil, err
+		}
+		buckets, keys := []time.Time{}, []string{}
+		for _, k := range p.keys {
+			if inRange(k.meter, k.bucket) {
+				buckets, keys = append(buckets, k.bucket), append(keys, k.key)
+			}
+		}
+		rows, err := s.pool.Query(ctx, `SELECT date_trunc($5, bucket, 'UTC'), count(DISTINCT key) FROM (
+				SELECT bucket, key FROM rollup_unique_keys WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4
+				UNION ALL SELECT * FROM unnest($6::timestamptz[], $7::text[])) k
+			GROUP BY 1`, customerID, m.Slug, hFrom, hTo, string(window), buckets, keys)
+		if err != nil {
+			return nil, err
+		}
+		var w time.Time
+		var n int64
+		_, err = pgx.ForEachRow(rows, []any{&w, &n}, func() error {
+			out[w.UTC()] = decimal.NewFromInt(n)
+			return nil
+		})
+		return out, err
+	}
+	// One statement, so one snapshot (see totals).
+	rows, err := s.pool.Query(ctx, `SELECT date_trunc($5, bucket, 'UTC'), sum(count)::bigint, sum(sum)::text, min(min)::text, max(max)::text,
+			(array_agg(last_value ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1]::text,
+			(array_agg(last_at ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1],
+			(array_agg(last_id ORDER BY last_at DESC, last_id DESC, last_value DESC) FILTER (WHERE last_at IS NOT NULL))[1],
+			NULL::bytea
+		FROM rollups WHERE customer_id = $1 AND meter = $2 AND bucket >= $3 AND bucket < $4 GROUP BY 1
+		UNION ALL
+		SELECT NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, data FROM rollup_pending WHERE slot = $6`,
+		customerID, m.Slug, hFrom, hTo, string(window), rollupSlot(customerID))
+	if err != nil {
+		return nil, err
+	}
+	windows := map[time.Time]*meter.Rollup{}
+	at := func(w time.Time) *meter.Rollup {
+		r := windows[w]
+		if r == nil {
+			r = &meter.Rollup{}
+			windows[w] = r
+		}
+		return r
+	}
+	var w *time.Time
+	var r rollupRow
+	var data []byte
+	_, err = pgx.ForEachRow(rows, append(r.dest(&w), &data), func() error {
+		if data != nil {
+			return decodePending(data, customerID, func(_ string, p *pendingCustomer) {
+				for _, d := range p.deltas {
+					if inRange(d.meter, d.bucket) {
+						at(truncWindow(d.bucket, window)).Merge(d.r)
+					}
+				}
+			})
+		}
+		got, err := r.rollup()
+		if err != nil {
+			return err
+		}
+		at(w.UTC()).Merge(got)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for w, r := range windows {
+		out[w] = r.Result(m.Aggregation, 0)
+	}
+	return out, nil
 }
 
 // truncWindow returns the start of the window holding t.

@@ -7,14 +7,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
-
-	"github.com/billcycle/billcycle/billing/meter"
 )
 
 // SetWatchLevels replaces the customer's watch levels: for each meter slug
-// in levels, the total (of event time from `from` on) at which ingestion
-// reports a Crossing, once, and deletes the level. Meters not in levels are
-// no longer watched; an empty map clears them all.
+// in levels, the total (of event time from `from` on) at which compaction
+// reports a Crossing to the HandleCrossings handler, once, and deletes the
+// level. A level is checked when ingested usage of its customer and meter is
+// merged, within about a second of the ingest. Meters not in levels are no
+// longer watched; an empty map clears them all.
 func (s *Store) SetWatchLevels(ctx context.Context, customerID string, from time.Time, levels map[string]decimal.Decimal) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM watch_levels WHERE customer_id = $1`, customerID); err != nil {
@@ -83,58 +83,3 @@ func (s *Store) watchLevels(ctx context.Context, customers []string) ([]WatchLev
 
 // watchHorizon is the open end of a watched period total.
 var watchHorizon = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// checkWatchLevels compares the totals of the (customer, meter) pairs a
-// batch touched with their watch levels and claims each level reached: the
-// conditional delete lets exactly one concurrent ingest report it.
-func (s *Store) checkWatchLevels(ctx context.Context, touched map[[2]string]bool) ([]Crossing, error) {
-	customers := make([]string, 0, len(touched))
-	seen := map[string]bool{}
-	for k := range touched {
-		if !seen[k[0]] {
-			seen[k[0]] = true
-			customers = append(customers, k[0])
-		}
-	}
-	levels, err := s.watchLevels(ctx, customers)
-	if err != nil || len(levels) == 0 {
-		return nil, err
-	}
-	var meters *meterSet
-	var out []Crossing
-	for _, l := range levels {
-		if !touched[[2]string{l.CustomerID, l.Meter}] {
-			continue
-		}
-		if meters == nil {
-			var version int64
-			if err := s.pool.QueryRow(ctx, `SELECT version FROM meter_version`).Scan(&version); err != nil {
-				return out, err
-			}
-			if meters, err = s.activeMeters(ctx, s.pool, version); err != nil {
-				return out, err
-			}
-		}
-		m, ok := meters.bySlug[l.Meter]
-		if !ok {
-			continue
-		}
-		tot, err := totals(ctx, s.pool, l.CustomerID, []meter.Meter{m}, l.From, watchHorizon)
-		if err != nil {
-			return out, err
-		}
-		total := tot[l.Meter]
-		if total.Cmp(l.Level) < 0 {
-			continue
-		}
-		tag, err := s.pool.Exec(ctx, `DELETE FROM watch_levels WHERE customer_id = $1 AND meter = $2 AND period_from = $3 AND level = $4::numeric`,
-			l.CustomerID, l.Meter, l.From, l.Level.String())
-		if err != nil {
-			return out, err
-		}
-		if tag.RowsAffected() == 1 {
-			out = append(out, Crossing{CustomerID: l.CustomerID, Meter: l.Meter, Level: l.Level, Total: total})
-		}
-	}
-	return out, nil
-}

@@ -85,19 +85,9 @@ SELECT events_partition_for(now() + make_interval(months => m)) FROM generate_se
 -- state of meter.Rollup: count and exact sum; min, max and the last value
 -- (chosen by event time, then event id byte-wise, then value) are NULL while
 -- no value was added (count meters), and the last value is kept for last
--- meters only. A period total merges the hours it
--- covers and never reads raw events (except partial hours at the edges of a
--- period that does not start on the hour).
---
--- Rollups are written in two steps so that concurrent ingest never waits on
--- a row lock: the ingest transaction that stores events appends their
--- per-batch rollups to rollup_deltas (COPY, no conflict possible); a
--- compaction (Store.CompactRollups, run in the background every second or
--- so) moves deltas into rollups, one row per (customer, meter, hour), in one
--- statement (DELETE ... RETURNING feeding INSERT ... ON CONFLICT DO UPDATE),
--- so each delta is merged exactly once. Readers use rollups_all, the union of
--- both; merging is associative, so the result is the same before and after
--- compaction.
+-- meters only. A period total merges the hours it covers and never reads raw
+-- events (except partial hours at the edges of a period that does not start
+-- on the hour).
 CREATE TABLE rollups (
     customer_id text COLLATE "C" NOT NULL,
     meter       text COLLATE "C" NOT NULL,
@@ -110,20 +100,11 @@ CREATE TABLE rollups (
     last_at     timestamptz,
     last_id     text COLLATE "C",
     PRIMARY KEY (customer_id, meter, bucket)
-);
-
-CREATE TABLE rollup_deltas (LIKE rollups);
-CREATE INDEX rollup_deltas_key ON rollup_deltas (customer_id, meter, bucket);
-
-CREATE VIEW rollups_all AS
-    SELECT * FROM rollups
-    UNION ALL
-    SELECT * FROM rollup_deltas;
+) WITH (fillfactor = 70); -- room for HOT updates by compaction
 
 -- Exact unique counts: the distinct keys (meter.Meter.UniqueKey) seen per
 -- customer, meter and hour. A period's unique count is the number of distinct
--- keys over its hours, so it is exact across bucket boundaries. Keys arrive
--- in unique_key_deltas (may repeat) and are compacted like rollups.
+-- keys over its hours, so it is exact across bucket boundaries.
 CREATE TABLE rollup_unique_keys (
     customer_id text COLLATE "C" NOT NULL,
     meter       text COLLATE "C" NOT NULL,
@@ -132,13 +113,30 @@ CREATE TABLE rollup_unique_keys (
     PRIMARY KEY (customer_id, meter, bucket, key)
 );
 
-CREATE TABLE unique_key_deltas (LIKE rollup_unique_keys);
-CREATE INDEX unique_key_deltas_key ON unique_key_deltas (customer_id, meter, bucket);
-
-CREATE VIEW unique_keys_all AS
-    SELECT * FROM rollup_unique_keys
-    UNION ALL
-    SELECT * FROM unique_key_deltas;
+-- Pending rollups: the ingest transaction that stores a batch's events also
+-- appends the batch's pre-aggregated rollups and unique keys here, one row
+-- per slot: the customers of a batch are spread over 64 slots by a hash of
+-- the customer id (store.rollupSlot), so a batch of 1,000 events writes at
+-- most 64 small rows instead of thousands, and a reader finds a customer's
+-- pending deltas through the slot index. data is a compact binary encoding
+-- (store/usage_pending.go: per customer, its (meter, hour) deltas with
+-- exact decimals, and its unique-count keys), written and read only by Go.
+-- Rows stay inline and uncompressed up to toast_tuple_target.
+--
+-- The compactor (Store.CompactRollups, one per server, a fraction of a second
+-- behind ingest, one at a time across servers by advisory lock) deletes the
+-- pending rows, merges them in Go and upserts the result into rollups and
+-- rollup_unique_keys in key order, in one transaction, so each delta is
+-- merged exactly once; then it checks the watch levels of exactly the
+-- (customer, meter) pairs it merged. Merging is associative: a total is the
+-- same before and after compaction, so readers merge rollups with the
+-- customer's pending deltas and are exact at every moment.
+CREATE TABLE rollup_pending (
+    slot smallint NOT NULL,
+    data bytea NOT NULL
+) WITH (toast_tuple_target = 8160);
+ALTER TABLE rollup_pending ALTER COLUMN data SET STORAGE MAIN;
+CREATE INDEX rollup_pending_slot ON rollup_pending (slot);
 
 -- Watch levels: per customer and meter, the total (from period_from on) at
 -- which the billing workflow wants to be signalled. The ingest path deletes a
