@@ -60,8 +60,8 @@ const compactIdle = 5 * time.Second
 const compactLockID = 0x636f6d70 // "comp"
 
 // HandleCrossings registers fn to receive the watch levels that compaction
-// finds reached (see SetWatchLevels), a fraction of a second after the
-// ingest that reached them; each reached level is deleted and passed to fn
+// finds reached (see SetWatchLevels), usually within a second or two of
+// the ingest that reached them; each reached level is deleted and passed to fn
 // exactly once. fn runs on the compactor's goroutine (or in CompactRollups'
 // caller) and should return promptly. Until a handler is registered,
 // compaction leaves watch levels alone. A later call replaces fn.
@@ -106,8 +106,8 @@ func (st *ingestState) stop() {
 	}
 }
 
-// compactLoop compacts after each wake-up, then pauses compactEvery so that
-// busy ingest is merged in groups of batches. Failures are left to the next
+// compactLoop compacts after each wake-up, then pauses (see compactEvery)
+// so that busy ingest is merged in groups of batches. Failures are left to the next
 // run: pending rows are read by every total, so they cost only read time.
 func (st *ingestState) compactLoop(ctx context.Context, s *Store) {
 	defer close(st.done)
