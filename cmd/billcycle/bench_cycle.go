@@ -134,7 +134,6 @@ type cycleBench struct {
 	tc            client.Client
 	conc          int
 
-	mu         sync.Mutex
 	thresholds []string // customers of the latency run
 	idle       []string // customers of the memory run
 }
@@ -259,7 +258,7 @@ func (b *cycleBench) cost(ctx context.Context) error {
 	for _, group := range []struct {
 		name string
 		ids  []string
-	}{{"threshold customers (one early invoice)", b.thresholds}, {"idle customers (first check)", b.idle}} {
+	}{{"threshold customers (one early invoice)", b.thresholds}, {"idle customers", b.idle}} {
 		if len(group.ids) == 0 {
 			continue
 		}
