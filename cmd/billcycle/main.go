@@ -35,7 +35,7 @@ func init() {
 		{"serve", "run the HTTP API", runServe},
 		{"migrate", "apply database migrations (repeatable)", runMigrate},
 		{"apikey", "manage API keys: apikey create NAME | apikey revoke ID", runAPIKey},
-		{"bench", "run benchmarks: bench ingest | bench query", runBench},
+		{"bench", "run benchmarks that print figures: bench ingest | bench query | bench cycle", runBench},
 	}
 }
 
