@@ -36,13 +36,15 @@ const findLookback = 45 * 24 * time.Hour
 type InvoiceLine struct {
 	// Description is the line's text, for example "API requests".
 	Description string
-	// Quantity is informational: it is shown in the Stripe line's description and metadata.
+	// Quantity is the billed quantity; shown in the line's description and metadata.
 	Quantity decimal.Decimal
-	// UnitAmountDecimal is the unit price in minor units, possibly fractional; informational
-	// like Quantity.
+	// UnitAmountDecimal is the unit price in minor units, possibly fractional (0.04 is
+	// $0.0004). When Quantity × UnitAmountDecimal reproduces Amount exactly (see
+	// decimalPricing), the item is created from Stripe's quantity and unit_amount_decimal
+	// fields, so Stripe prints the sub-cent price itself.
 	UnitAmountDecimal decimal.Decimal
-	// Amount is the exact line amount in minor units; Stripe bills this number. Negative
-	// amounts are credits.
+	// Amount is the exact line amount in minor units; Stripe's item always comes to this
+	// number. Negative amounts are credits.
 	Amount int64
 }
 
@@ -160,7 +162,6 @@ func (c *Client) IssueInvoice(ctx context.Context, in InvoiceInput) (Invoice, er
 			Customer:    stripego.String(in.StripeCustomerID),
 			Invoice:     stripego.String(inv.ID),
 			Currency:    stripego.String(in.Currency),
-			Amount:      stripego.Int64(l.Amount),
 			Description: stripego.String(lineDescription(l, in.Currency)),
 			Metadata: map[string]string{
 				MetadataInvoiceID:     in.InvoiceID,
@@ -168,6 +169,11 @@ func (c *Client) IssueInvoice(ctx context.Context, in InvoiceInput) (Invoice, er
 				"quantity":            l.Quantity.String(),
 				"unit_amount_decimal": l.UnitAmountDecimal.String(),
 			},
+		}
+		if qty, unit, ok := decimalPricing(l); ok {
+			p.Quantity, p.UnitAmountDecimal = stripego.Int64(qty), stripego.Float64(unit)
+		} else {
+			p.Amount = stripego.Int64(l.Amount)
 		}
 		if _, err := c.api.InvoiceItems.New(p); err != nil {
 			return Invoice{}, classify(fmt.Sprintf("%s: create line %d", op, n), err)
@@ -372,4 +378,28 @@ func currencyExponent(currency string) int32 {
 	default:
 		return 2
 	}
+}
+
+// decimalPricing reports whether line l can go to Stripe as quantity ×
+// unit_amount_decimal, so the Stripe invoice shows a sub-cent unit price the
+// way Stripe prints its own: the quantity must be a positive whole number
+// (Stripe's quantity is an integer), and Stripe's product, rounded to the
+// minor unit, must be our line amount whatever rounding rule applies (so no
+// product on a half unit) and the unit price must survive stripe-go's float64
+// field unchanged. Other lines (tiers, packages, fractional quantities, the
+// differences an early invoice bills) go as their exact amount.
+func decimalPricing(l InvoiceLine) (qty int64, unit float64, ok bool) {
+	if !l.Quantity.IsInteger() || !l.Quantity.IsPositive() || !l.UnitAmountDecimal.IsPositive() || !l.Quantity.BigInt().IsInt64() {
+		return 0, 0, false
+	}
+	product := l.Quantity.Mul(l.UnitAmountDecimal)
+	frac := product.Sub(product.Floor())
+	if frac.Equal(decimal.New(5, -1)) || !product.Round(0).Equal(decimal.NewFromInt(l.Amount)) {
+		return 0, 0, false
+	}
+	unit = l.UnitAmountDecimal.InexactFloat64()
+	if strconv.FormatFloat(unit, 'f', -1, 64) != l.UnitAmountDecimal.String() || l.UnitAmountDecimal.Exponent() < -12 {
+		return 0, 0, false
+	}
+	return l.Quantity.IntPart(), unit, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -498,5 +499,35 @@ func TestIdempotencyKey(t *testing.T) {
 	a, b := stripe.IdempotencyKey("invoice", long, "1"), stripe.IdempotencyKey("invoice", long, "2")
 	if len(a) > 255 || len(b) > 255 || a == b {
 		t.Errorf("IdempotencyKey(long) = %d and %d chars, equal %v; want <= 255 and distinct", len(a), len(b), a == b)
+	}
+}
+
+// TestSubCentPricesReachStripeAsDecimals checks what Stripe receives: the
+// sub-cent unit price through quantity and unit_amount_decimal, so Stripe's
+// invoice shows it, and the credit as a plain amount; Stripe's total is ours.
+func TestSubCentPricesReachStripeAsDecimals(t *testing.T) {
+	c, fake, cus := setup(t)
+	in := invoiceInput("inv_decimal", cus)
+	if _, err := c.IssueInvoice(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	var forms []url.Values
+	for _, r := range fake.Requests() {
+		if r.Method == "POST" && r.Path == "/v1/invoiceitems" {
+			forms = append(forms, r.Form)
+		}
+	}
+	if len(forms) != 3 {
+		t.Fatalf("invoice item requests = %d, want 3", len(forms))
+	}
+	if f := forms[0]; f.Get("unit_amount_decimal") != "0.0125" || f.Get("quantity") != "1234567" || f.Has("amount") {
+		t.Errorf("API requests line sent as %v, want quantity 1234567 × unit_amount_decimal 0.0125 and no amount", f)
+	}
+	if f := forms[2]; f.Get("amount") != "-2500" || f.Has("unit_amount_decimal") {
+		t.Errorf("credit line sent as %v, want amount -2500", f)
+	}
+	inv := checkInvoice(t, fake, in, "open")
+	if inv.Total() != sum(in.Lines) {
+		t.Errorf("Stripe total = %d, want our total %d", inv.Total(), sum(in.Lines))
 	}
 }

@@ -16,6 +16,8 @@
 package stripefake
 
 import (
+	"github.com/shopspring/decimal"
+
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -547,12 +549,9 @@ func (s *Server) createItem(form url.Values) response {
 	if cid == "" {
 		return invalid("customer", "Missing required param: customer.", false)
 	}
-	if !form.Has("amount") {
-		return invalid("amount", "The fake supports only invoice items with amount.", false)
-	}
-	amount, err := strconv.ParseInt(form.Get("amount"), 10, 64)
-	if err != nil {
-		return invalid("amount", "Invalid integer: "+form.Get("amount"), false)
+	amount, resp := itemAmount(form)
+	if resp != nil {
+		return *resp
 	}
 	if s.customer(cid) == nil {
 		return response{status: 400, keep: true, body: stripeErrParam("invalid_request_error", "resource_missing", "customer",
@@ -761,4 +760,34 @@ func faultBody(status int) map[string]any {
 	default:
 		return stripeErr("invalid_request_error", "", fmt.Sprintf("Injected failure %d (stripefake).", status))
 	}
+}
+
+// itemAmount is an invoice item's amount: the amount given, or quantity ×
+// unit_amount_decimal rounded to the minor unit, half away from zero.
+func itemAmount(form url.Values) (int64, *response) {
+	if form.Has("amount") {
+		amount, err := strconv.ParseInt(form.Get("amount"), 10, 64)
+		if err != nil {
+			r := invalid("amount", "Invalid integer: "+form.Get("amount"), false)
+			return 0, &r
+		}
+		return amount, nil
+	}
+	if !form.Has("unit_amount_decimal") {
+		r := invalid("amount", "Missing required param: amount or unit_amount_decimal.", false)
+		return 0, &r
+	}
+	unit, err := decimal.NewFromString(form.Get("unit_amount_decimal"))
+	if err != nil {
+		r := invalid("unit_amount_decimal", "Invalid decimal: "+form.Get("unit_amount_decimal"), false)
+		return 0, &r
+	}
+	qty := int64(1)
+	if form.Has("quantity") {
+		if qty, err = strconv.ParseInt(form.Get("quantity"), 10, 64); err != nil {
+			r := invalid("quantity", "Invalid integer: "+form.Get("quantity"), false)
+			return 0, &r
+		}
+	}
+	return unit.Mul(decimal.NewFromInt(qty)).Round(0).IntPart(), nil
 }
