@@ -170,6 +170,35 @@ type NoticeConfig struct {
 	// access changes (BILLCYCLE_ACCESS_WEBHOOK_URL, _SECRET).
 	AccessWebhookURL    string
 	AccessWebhookSecret string
+	// Templates maps a notice kind, or the step template a dunning notice
+	// names in Data["template"], to a SendGrid dynamic template id
+	// (BILLCYCLE_SENDGRID_TEMPLATES). A notice without a template of its own
+	// uses the most specific match; one with none goes as plain content.
+	Templates map[string]string
+}
+
+// withTemplate fills in n's dynamic template from the configured ones. The
+// template gets the plain subject and text as data too, so a template can
+// show them and the outbox still reads well.
+func (c NoticeConfig) withTemplate(n Notice) Notice {
+	if n.TemplateID != "" {
+		return n
+	}
+	name, _ := n.Data["template"].(string)
+	id := c.Templates[name]
+	if id == "" {
+		id = c.Templates[n.Kind]
+	}
+	if id == "" {
+		return n
+	}
+	data := make(map[string]any, len(n.Data)+2)
+	for k, v := range n.Data {
+		data[k] = v
+	}
+	data["subject"], data["text"] = n.Subject, n.Text
+	n.TemplateID, n.Data = id, data
+	return n
 }
 
 // NoticeActivities send customer emails, sales notices and access webhooks,
@@ -203,6 +232,7 @@ func (a *NoticeActivities) SendNotice(ctx context.Context, n Notice) (SentNotice
 	if n.DedupeKey == "" || n.CustomerID == "" || n.Kind == "" {
 		return out, temporal.NewNonRetryableApplicationError("notice needs dedupe_key, customer_id and kind", ErrTypeNoticeInvalid, nil)
 	}
+	n = a.Config.withTemplate(n)
 	if n.TemplateID == "" && (n.Subject == "" || n.Text == "") {
 		return out, temporal.NewNonRetryableApplicationError("notice needs a template_id or both subject and text", ErrTypeNoticeInvalid, nil)
 	}
@@ -225,10 +255,14 @@ func (a *NoticeActivities) SendNotice(ctx context.Context, n Notice) (SentNotice
 		return out, nil
 	}
 	// Send what was claimed first, so every attempt of one key sends the same mail.
-	err = a.mail(ctx, rec, Email{
+	mail := Email{
 		DedupeKey: rec.DedupeKey, To: rec.Recipient, ToName: c.Name, Subject: rec.Subject, Text: rec.Body,
 		TemplateID: rec.TemplateID, TemplateData: rec.Data, Categories: []string{rec.Kind},
-	})
+	}
+	if mail.TemplateID != "" {
+		mail.Subject, mail.Text = "", "" // the template renders them from its data
+	}
+	err = a.mail(ctx, rec, mail)
 	return out, err
 }
 

@@ -31,6 +31,10 @@ type Config struct {
 	SendGridAPIKey  string
 	SendGridBaseURL string // empty means api.sendgrid.com
 	EmailFrom       string
+	// SendGridTemplates maps a notice kind (usage_alert, threshold_invoice,
+	// dunning) or a dunning step's template name to a SendGrid dynamic
+	// template id; notices without one are sent as plain content.
+	SendGridTemplates map[string]string
 
 	// SalesSlackWebhook, SalesEmail: where sales notices go (Slack wins).
 	SalesSlackWebhook string
@@ -72,6 +76,7 @@ var Vars = []Var{
 	{"SENDGRID_API_KEY", "", "SendGrid API key; empty means emails go to the durable dev outbox instead"},
 	{"SENDGRID_BASE_URL", "", "SendGrid API host; empty means https://api.sendgrid.com"},
 	{"BILLCYCLE_EMAIL_FROM", "billing@billcycle.local", "sender address of customer notices"},
+	{"BILLCYCLE_SENDGRID_TEMPLATES", "", "dynamic template ids by notice kind or dunning step template, e.g. usage_alert=d-1a2b,threshold_invoice=d-3c4d,dunning_final_warning=d-5e6f; unlisted notices go as plain content"},
 	{"BILLCYCLE_SALES_SLACK_WEBHOOK", "", "Slack incoming-webhook URL for sales notices; empty means email to BILLCYCLE_SALES_EMAIL"},
 	{"BILLCYCLE_SALES_EMAIL", "", "address of sales notices when no Slack webhook is set; both empty means the dev outbox"},
 	{"BILLCYCLE_ACCESS_WEBHOOK_URL", "", "endpoint sent a signed webhook when a customer's access is granted or revoked; empty means the outbox only"},
@@ -151,6 +156,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, fmt.Errorf("BILLCYCLE_EMAIL_FROM: want an email address, got %q", c.EmailFrom))
 	}
 	var err error
+	if c.SendGridTemplates, err = parseTemplates(get("BILLCYCLE_SENDGRID_TEMPLATES")); err != nil {
+		errs = append(errs, fmt.Errorf("BILLCYCLE_SENDGRID_TEMPLATES: %w", err))
+	}
 	if c.MaxEventLateness, err = positiveDuration(get("BILLCYCLE_MAX_EVENT_LATENESS")); err != nil {
 		errs = append(errs, fmt.Errorf("BILLCYCLE_MAX_EVENT_LATENESS: %w", err))
 	}
@@ -188,4 +196,21 @@ func positiveDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("want a positive Go duration such as 840h or 5m, got %q", s)
 	}
 	return d, nil
+}
+
+// parseTemplates reads "kind=d-id,kind=d-id" into a map.
+func parseTemplates(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
+	for _, pair := range strings.Split(s, ",") {
+		kind, id, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		kind, id = strings.TrimSpace(kind), strings.TrimSpace(id)
+		if !ok || kind == "" || !strings.HasPrefix(id, "d-") {
+			return nil, fmt.Errorf("want kind=d-templateid pairs separated by commas, got %q", pair)
+		}
+		out[kind] = id
+	}
+	return out, nil
 }

@@ -65,3 +65,18 @@ func TestLoadReportsAllErrorsAtOnce(t *testing.T) {
 		t.Fatalf("Load(two bad) error = %v, want both named", err)
 	}
 }
+
+func TestSendGridTemplates(t *testing.T) {
+	c, err := Load(env(map[string]string{"BILLCYCLE_SENDGRID_TEMPLATES": "usage_alert=d-1a2b, dunning_final_warning=d-3c4d"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SendGridTemplates["usage_alert"] != "d-1a2b" || c.SendGridTemplates["dunning_final_warning"] != "d-3c4d" || len(c.SendGridTemplates) != 2 {
+		t.Errorf("SendGridTemplates = %v", c.SendGridTemplates)
+	}
+	for _, bad := range []string{"usage_alert", "usage_alert=abc", "=d-1"} {
+		if _, err := Load(env(map[string]string{"BILLCYCLE_SENDGRID_TEMPLATES": bad})); err == nil || !strings.Contains(err.Error(), "BILLCYCLE_SENDGRID_TEMPLATES:") {
+			t.Errorf("Load(BILLCYCLE_SENDGRID_TEMPLATES=%q) error = %v, want one naming the variable", bad, err)
+		}
+	}
+}

@@ -28,6 +28,8 @@ type NoticeConfig struct {
 	SalesEmail          string
 	AccessWebhookURL    string
 	AccessWebhookSecret string
+	// Templates maps notice kinds to SendGrid dynamic template ids.
+	Templates map[string]string
 }
 
 // NoticeConfigFrom picks the notice settings out of cfg.
@@ -40,6 +42,7 @@ func NoticeConfigFrom(cfg config.Config) NoticeConfig {
 		SalesEmail:          cfg.SalesEmail,
 		AccessWebhookURL:    cfg.AccessWebhookURL,
 		AccessWebhookSecret: cfg.AccessWebhookSecret,
+		Templates:           cfg.SendGridTemplates,
 	}
 }
 
@@ -64,6 +67,7 @@ func NoticeActivities(d Deps) *activities.NoticeActivities {
 			SalesEmail:          c.SalesEmail,
 			AccessWebhookURL:    c.AccessWebhookURL,
 			AccessWebhookSecret: c.AccessWebhookSecret,
+			Templates:           c.Templates,
 		},
 	}
 }

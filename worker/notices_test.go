@@ -155,10 +155,26 @@ func TestSendNoticeThroughSendGrid(t *testing.T) {
 					t.Errorf("template mail = %+v, want template d-alert filled with the data", m)
 				}
 			}},
+		{"configured template by kind", activities.Notice{DedupeKey: "alert/a1/acme/3", CustomerID: "acme", Kind: "usage_alert",
+			Subject: "You passed 1,000 calls", Text: "Your usage of calls reached 1,000.", Data: map[string]any{"meter": "calls"}},
+			func(t *testing.T, m sendgridfake.Message) {
+				data := m.Personalizations[0].DynamicTemplateData
+				if m.TemplateID != "d-kind" || data["meter"] != "calls" || data["subject"] != "You passed 1,000 calls" || len(m.Content) != 0 {
+					t.Errorf("mail = %+v, want the configured template d-kind with the data, subject and text", m)
+				}
+			}},
+		{"configured template by dunning step", activities.Notice{DedupeKey: "dunning/i1/step-2", CustomerID: "acme", Kind: "dunning",
+			Subject: "Final warning", Text: "Pay now.", Data: map[string]any{"template": "dunning_final_warning"}},
+			func(t *testing.T, m sendgridfake.Message) {
+				if m.TemplateID != "d-final" {
+					t.Errorf("mail template = %q, want d-final (the step's template wins over the kind's)", m.TemplateID)
+				}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			nt := newNoticeTest(t, NoticeConfig{SendGridAPIKey: "SG.test"})
+			nt := newNoticeTest(t, NoticeConfig{SendGridAPIKey: "SG.test",
+				Templates: map[string]string{"usage_alert": "d-kind", "dunning": "d-dunning", "dunning_final_warning": "d-final"}})
 			out, err := nt.send(tt.notice)
 			if err != nil || out.Duplicate {
 				t.Fatalf("SendNotice = %+v, %v; want sent", out, err)
