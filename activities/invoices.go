@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billcycle/billcycle/billing"
@@ -194,6 +195,7 @@ type IssuedInvoice struct {
 // negative total, an unknown kind or a permanent Stripe error is a
 // non-retryable error.
 func (a *InvoiceActivities) IssueInvoice(ctx context.Context, in IssueInvoiceInput) (IssuedInvoice, error) {
+	defer keepHeartbeating(ctx, 3*time.Second)()
 	if err := validateIssue(in); err != nil {
 		return IssuedInvoice{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInvoice, err)
 	}
@@ -297,4 +299,30 @@ func stripeRequest(inv LedgerInvoice, stripeCustomerID string) StripeInvoiceRequ
 		}
 	}
 	return req
+}
+
+// keepHeartbeating records a heartbeat every interval until the returned
+// stop is called, so the server learns within the heartbeat timeout that
+// this activity's worker died during a long call (outside an activity it
+// does nothing).
+func keepHeartbeating(ctx context.Context, interval time.Duration) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }

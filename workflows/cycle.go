@@ -76,6 +76,17 @@ var activityOptions = workflow.ActivityOptions{
 	},
 }
 
+// invoiceOptions add a heartbeat timeout to IssueInvoice, which heartbeats
+// while it talks to Stripe: when its worker dies, the server notices within
+// the heartbeat timeout instead of the StartToClose timeout, so the invoice is
+// finished by another worker sooner. (Replay matches activities by id and
+// type only, so this option keeps recorded histories replaying.)
+func invoiceOptions(ctx workflow.Context) workflow.Context {
+	o := activityOptions
+	o.HeartbeatTimeout = 10 * time.Second
+	return workflow.WithActivityOptions(ctx, o)
+}
+
 func (c *cycle) run(ctx workflow.Context) (CycleStatus, error) {
 	ctx = workflow.WithActivityOptions(ctx, activityOptions)
 	c.st.Runs++
@@ -405,7 +416,7 @@ func (c *cycle) closePeriod(ctx workflow.Context, name string, upTo time.Time) {
 		id := c.invoiceID(name)
 		in := activities.IssueInvoiceInput{InvoiceID: id, CustomerID: c.in.CustomerID, Kind: activities.InvoiceKindCycle, Invoice: inc, UsageTo: upTo}
 		var issued activities.IssuedInvoice
-		if err := workflow.ExecuteActivity(ctx, invAct.IssueInvoice, in).Get(ctx, &issued); err != nil {
+		if err := workflow.ExecuteActivity(invoiceOptions(ctx), invAct.IssueInvoice, in).Get(ctx, &issued); err != nil {
 			c.fail(ctx, "issue invoice "+id, err)
 			return
 		}

@@ -222,7 +222,7 @@ func (c *cycle) evaluateThresholds(ctx workflow.Context, now time.Time, billUsag
 	in := activities.IssueInvoiceInput{InvoiceID: id, CustomerID: c.in.CustomerID, Kind: activities.InvoiceKindThreshold,
 		Invoice: d.Invoice, UsageTo: now}
 	var issued activities.IssuedInvoice
-	if err := workflow.ExecuteActivity(ctx, invAct.IssueInvoice, in).Get(ctx, &issued); err != nil {
+	if err := workflow.ExecuteActivity(invoiceOptions(ctx), invAct.IssueInvoice, in).Get(ctx, &issued); err != nil {
 		c.fail(ctx, "issue invoice "+id, err)
 		return
 	}
