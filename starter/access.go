@@ -1,10 +1,7 @@
 package starter
 
 import (
-	"errors"
 	"net/http"
-
-	"github.com/billcycle/billcycle/store"
 )
 
 // customerAccess handles GET /v1/customers/{id}/access: whether the customer
@@ -13,11 +10,8 @@ import (
 func (s *Server) customerAccess(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	a, err := s.store.AccessState(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("customer " + id)
-	}
 	if err != nil {
-		return err
+		return found(err, "customer "+id)
 	}
 	writeJSON(w, http.StatusOK, a)
 	return nil

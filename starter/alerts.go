@@ -175,11 +175,8 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 // getAlert handles GET /v1/alerts/{id}.
 func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.store.Alert(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("alert " + r.PathValue("id"))
-	}
 	if err != nil {
-		return err
+		return found(err, "alert "+r.PathValue("id"))
 	}
 	writeJSON(w, http.StatusOK, alertResponse{Alert: a})
 	return nil
@@ -189,11 +186,8 @@ func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) error {
 // harmless.
 func (s *Server) archiveAlert(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.store.ArchiveAlert(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("alert " + r.PathValue("id"))
-	}
 	if err != nil {
-		return err
+		return found(err, "alert "+r.PathValue("id"))
 	}
 	writeJSON(w, http.StatusOK, alertResponse{Alert: a, Workflow: s.tellWorkflow(r, a)})
 	return nil

@@ -121,11 +121,8 @@ func (s *Server) listProducts(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.store.Product(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("product " + strconv.Quote(r.PathValue("id")))
-	}
 	if err != nil {
-		return err
+		return found(err, "product "+strconv.Quote(r.PathValue("id")))
 	}
 	writeJSON(w, http.StatusOK, p)
 	return nil
@@ -212,11 +209,8 @@ func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.store.StoredPlan(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("plan " + strconv.Quote(r.PathValue("id")))
-	}
 	if err != nil {
-		return err
+		return found(err, "plan "+strconv.Quote(r.PathValue("id")))
 	}
 	writeJSON(w, http.StatusOK, p)
 	return nil

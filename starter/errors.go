@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/billcycle/billcycle/store"
 )
 
 // Error is an API error: it is written as
@@ -34,6 +36,15 @@ func Invalid(field, format string, args ...any) *Error {
 // NotFound is a 404 for the named thing.
 func NotFound(what string) *Error {
 	return &Error{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found"}
+}
+
+// found turns the store's ErrNotFound into a 404 for what and passes any
+// other error on.
+func found(err error, what string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return NotFound(what)
+	}
+	return err
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

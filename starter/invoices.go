@@ -45,11 +45,8 @@ func (s *Server) getInvoice(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	inv, err := s.store.Invoice(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("invoice " + strconv.Quote(id))
-	}
 	if err != nil {
-		return err
+		return found(err, "invoice "+strconv.Quote(id))
 	}
 	if format == "json" {
 		writeJSON(w, http.StatusOK, inv)

@@ -71,11 +71,8 @@ func (s *Server) listMeters(w http.ResponseWriter, r *http.Request) error {
 // getMeter serves GET /v1/meters/{slug}.
 func (s *Server) getMeter(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.store.Meter(r.Context(), r.PathValue("slug"))
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("meter " + r.PathValue("slug"))
-	}
 	if err != nil {
-		return err
+		return found(err, "meter "+r.PathValue("slug"))
 	}
 	writeJSON(w, http.StatusOK, m)
 	return nil
@@ -85,11 +82,8 @@ func (s *Server) getMeter(w http.ResponseWriter, r *http.Request) error {
 // counting new events and leaves the billed totals; its history stays.
 func (s *Server) archiveMeter(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.store.ArchiveMeter(r.Context(), r.PathValue("slug"))
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("meter " + r.PathValue("slug"))
-	}
 	if err != nil {
-		return err
+		return found(err, "meter "+r.PathValue("slug"))
 	}
 	writeJSON(w, http.StatusOK, m)
 	return nil
