@@ -32,7 +32,11 @@ func tool(ctx context.Context, module, name string, progress func(string)) (stri
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
-	progress(fmt.Sprintf("building %s from the Go module proxy (first time only; the Temporal CLI takes about 5 minutes)", module))
+	note := "first time only"
+	if name == "temporal" {
+		note += "; about 5 minutes on 2 cores"
+	}
+	progress(fmt.Sprintf("building %s from the Go module proxy (%s)", module, note))
 	cmd := exec.CommandContext(ctx, "go", "install", module)
 	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-buildvcs=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
