@@ -334,17 +334,7 @@ func touchedLevels(ctx context.Context, tx pgx.Tx, touched map[[2]string]bool) (
 	if err != nil {
 		return nil, fmt.Errorf("read watch levels: %w", err)
 	}
-	var out []WatchLevel
-	var l WatchLevel
-	var level string
-	_, err = pgx.ForEachRow(rows, []any{&l.CustomerID, &l.Meter, &l.From, &level}, func() error {
-		var err error
-		if l.Level, err = decimal.NewFromString(level); err != nil {
-			return err
-		}
-		out = append(out, l)
-		return nil
-	})
+	out, err := scanWatchLevels(rows)
 	if err != nil {
 		return nil, fmt.Errorf("read watch levels: %w", err)
 	}

@@ -64,10 +64,19 @@ func (s *Store) watchLevels(ctx context.Context, customers []string) ([]WatchLev
 	if err != nil {
 		return nil, fmt.Errorf("watch levels: %w", err)
 	}
+	out, err := scanWatchLevels(rows)
+	if err != nil {
+		return nil, fmt.Errorf("watch levels: %w", err)
+	}
+	return out, nil
+}
+
+// scanWatchLevels reads rows of (customer_id, meter, period_from, level::text).
+func scanWatchLevels(rows pgx.Rows) ([]WatchLevel, error) {
 	var out []WatchLevel
 	var l WatchLevel
 	var level string
-	_, err = pgx.ForEachRow(rows, []any{&l.CustomerID, &l.Meter, &l.From, &level}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&l.CustomerID, &l.Meter, &l.From, &level}, func() error {
 		var err error
 		if l.Level, err = decimal.NewFromString(level); err != nil {
 			return err
@@ -75,10 +84,7 @@ func (s *Store) watchLevels(ctx context.Context, customers []string) ([]WatchLev
 		out = append(out, l)
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("watch levels: %w", err)
-	}
-	return out, nil
+	return out, err
 }
 
 // watchHorizon is the open end of a watched period total.
